@@ -1,0 +1,45 @@
+# Each user-facing target creates .venv and installs the project first when needed, so
+# `make demo` and `make test` each work as the only command on a fresh clone.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install demo test test-fast bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch first, pinned: the machines here carry these two wheels on local disk.
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+# The main job: the default mask-ratio sweep on the embedded corpus, then its frontier.
+demo: $(STAMP)
+	$(PY) sweeps/mask_ratio.py --name demo-mask-ratio
+	$(PY) analysis/frontier.py runs/demo-mask-ratio --by mask.image_ratio --out runs/demo-mask-ratio/analysis
+
+# The whole suite, slow tests included (what CI runs).
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Iterate quickly: skip the slow tests.
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/data.py
+	$(PY) benchmarks/masking.py
+	$(PY) benchmarks/svd.py
+	$(PY) benchmarks/orchestration.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,322 @@
+"""Frozen, validated configuration addressed by dotted keys ("mask.image_ratio").
+
+One dataclass per group; `Config` holds them. Every change goes through
+`apply_overrides`, which rejects unknown keys (suggesting the closest), wrong types and
+out-of-range values with one `ConfigError` naming the key -- before any work starts.
+Defaults here are the `demo` variant's; `medflip.variants` names other bases.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A bad key or value; the message names the dotted key."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "synthetic"  # synthetic | mimic-cxr | chexpert | openi | manifest
+    root: str = ""  # dataset root; unused for the embedded synthetic corpus
+    image_size: int = 64  # 64 px learned as well as 128 px in the demo probe, at 1/4 the cost
+    num_train: int = 20000  # synthetic pairs; enough that a 5-minute demo run never repeats much
+    fraction: float = 1.0  # share of pretraining pairs used (data-efficiency sweep)
+    paired: float = 1.0  # share kept paired; the rest used as unpaired images and texts
+    max_text_len: int = 96  # tokens; synthetic impressions+findings fit in ~80 WordPiece tokens
+    tokenizer: str = ""  # "" = WordPiece trained on the corpus and cached; else a local path
+    vocab_size: int = 2000  # for the corpus-trained tokenizer; the synthetic vocabulary is small
+    loader_workers: int = 1  # DataLoader processes; 1 keeps generation off the step on 2 cores
+    eval_per_class: int = 200  # 5x200-style evaluation set: images per class
+    seed: int = 0  # corpus seed: which synthetic studies exist (independent of training seed)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    image_width: int = 192  # ViT-Tiny width: small enough for 2 CPU cores
+    image_depth: int = 4  # 4 blocks learned as fast as 12 on the demo corpus
+    image_heads: int = 3
+    patch_size: int = 8  # 64 px / 8 = 64 patches: enough tokens for masking to matter
+    text: str = "scratch-mini"  # scratch-<mini|small|base> or a local BERT-family path
+    embed_dim: int = 128  # joint space width
+    decoder_width: int = 128  # MAE-style decoder, used by mask.variant image/both
+    decoder_depth: int = 1
+
+
+@dataclass(frozen=True)
+class MaskConfig:
+    variant: str = "none"  # none | image | text | both (Table 3 ablation)
+    image_ratio: float = 0.5  # FLIP patch dropping; the only definition lives in masking.py
+    text_ratio: float = 0.15  # BERT's MLM rate
+    unmasked_tune_steps: int = 0  # FLIP: final steps at ratio 0
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: str = "clip"  # clip | medclip | medflip
+    temperature: float = 0.07  # CLIP's initial tau
+    learn_temperature: bool = True
+    svd_weight: float = 0.0  # beta of eq. 7; 0 disables the SVD term
+    svd_form: str = "pair"  # pair (eq. 6 over token-level sigma_1) | spectral
+    mlm_weight: float = 1.0
+    mim_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3  # 3e-4 was too slow and 2e-3 collapsed in the demo probe
+    weight_decay: float = 0.05
+    warmup_steps: int = 50
+    batch_size: int = 128  # global; contrastive learning wants many negatives
+    max_steps: int = 100000  # effectively unbounded: the demo stops on its time budget
+    time_budget_s: float = 240.0  # training seconds (evaluation excluded); 0 = no budget
+    precision: str = "bf16"  # fp32 | bf16 | fp16; bf16 autocast nearly doubled CPU steps
+    grad_clip: float = 1.0
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    every_steps: int = 100  # each eval is a Ray report (~2 s poll): not every step
+    prompts_per_class: int = 8  # prompt ensemble size
+    batch_size: int = 256
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    """Fault injection for tests of restart paths; never set in real runs."""
+
+    crash_at_step: int = -1  # raise in the worker once at this step (first attempt only)
+    nan_at_step: int = -1  # make the loss NaN at this step
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mask: MaskConfig = field(default_factory=MaskConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    fault: FaultConfig = field(default_factory=FaultConfig)
+    seed: int = 0
+
+
+# BERT sizes for `model.text = scratch-<size>`: (hidden, layers, heads, intermediate).
+TEXT_SIZES = {
+    "mini": (128, 2, 2, 512),  # the demo: text is short and templated, 2 layers suffice
+    "small": (256, 4, 4, 1024),
+    "base": (768, 12, 12, 3072),  # BERT-base, the paper's text tower size
+}
+
+CHOICES = {
+    "data.source": ("synthetic", "mimic-cxr", "chexpert", "openi", "manifest"),
+    "mask.variant": ("none", "image", "text", "both"),
+    "loss.kind": ("clip", "medclip", "medflip"),
+    "loss.svd_form": ("pair", "spectral"),
+    "optim.precision": ("fp32", "bf16", "fp16"),
+}
+
+# key -> (low, high, low_inclusive, high_inclusive); None = unbounded
+RANGES = {
+    "data.image_size": (8, None, True, True),
+    "data.num_train": (1, None, True, True),
+    "data.fraction": (0.0, 1.0, False, True),
+    "data.paired": (0.0, 1.0, True, True),
+    "data.max_text_len": (8, 512, True, True),
+    "data.vocab_size": (100, None, True, True),
+    "data.loader_workers": (0, None, True, True),
+    "data.eval_per_class": (1, None, True, True),
+    "model.image_width": (8, None, True, True),
+    "model.image_depth": (1, None, True, True),
+    "model.image_heads": (1, None, True, True),
+    "model.patch_size": (1, None, True, True),
+    "model.embed_dim": (2, None, True, True),
+    "model.decoder_width": (8, None, True, True),
+    "model.decoder_depth": (1, None, True, True),
+    "mask.image_ratio": (0.0, 0.95, True, True),
+    "mask.text_ratio": (0.0, 0.5, True, True),
+    "mask.unmasked_tune_steps": (0, None, True, True),
+    "loss.temperature": (0.0, None, False, True),
+    "loss.svd_weight": (0.0, None, True, True),
+    "loss.mlm_weight": (0.0, None, True, True),
+    "loss.mim_weight": (0.0, None, True, True),
+    "optim.lr": (0.0, None, False, True),
+    "optim.weight_decay": (0.0, None, True, True),
+    "optim.warmup_steps": (0, None, True, True),
+    "optim.batch_size": (2, None, True, True),
+    "optim.max_steps": (1, None, True, True),
+    "optim.time_budget_s": (0.0, None, True, True),
+    "optim.grad_clip": (0.0, None, True, True),
+    "eval.every_steps": (1, None, True, True),
+    "eval.prompts_per_class": (1, None, True, True),
+    "eval.batch_size": (1, None, True, True),
+}
+
+
+def _leaf_types(cls=Config, prefix="") -> dict[str, type]:
+    out = {}
+    for f in fields(cls):
+        key = f"{prefix}{f.name}"
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            out.update(_leaf_types(type(default), key + "."))
+        else:
+            out[key] = type(default)
+    return out
+
+
+KEYS: dict[str, type] = _leaf_types()
+
+
+def flatten(cfg: Config) -> dict[str, Any]:
+    """Config -> {dotted key: value}, in declaration order."""
+    out = {}
+    for key in KEYS:
+        obj = cfg
+        for part in key.split("."):
+            obj = getattr(obj, part)
+        out[key] = obj
+    return out
+
+
+def unflatten(flat: dict[str, Any], base: Config | None = None) -> Config:
+    """Inverse of `flatten`: missing keys keep `base`'s (default: Config()) values."""
+    return apply_overrides(base or Config(), flat)
+
+
+def _coerce(key: str, value: Any) -> Any:
+    want = KEYS[key]
+    if isinstance(value, str) and want is not str:
+        value = parse_value(key, value)
+    if want is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true/false, got {value!r}")
+        return value
+    if want is int:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return int(value)
+    if want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ConfigError(f"{key}: expected a finite number, got {value!r}")
+        return float(value)
+    if not isinstance(value, str):
+        raise ConfigError(f"{key}: expected a string, got {value!r}")
+    return value
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Parse a command-line string for `key` (`--set key=value`)."""
+    want = KEYS.get(key)
+    if want is bool:
+        low = text.strip().lower()
+        if low in ("1", "true", "yes", "on"):
+            return True
+        if low in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{key}: expected true/false, got {text!r}")
+    if want in (int, float):
+        try:
+            number = float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected a number, got {text!r}") from None
+        return int(number) if want is int and number == int(number) else number
+    return text
+
+
+def _check_range(key: str, value: Any) -> None:
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(CHOICES[key])}")
+    if key not in RANGES:
+        return
+    low, high, low_inc, high_inc = RANGES[key]
+    bad_low = low is not None and (value < low if low_inc else value <= low)
+    bad_high = high is not None and (value > high if high_inc else value >= high)
+    if bad_low or bad_high:
+        lo = "-inf" if low is None else f"{'[' if low_inc else '('}{low}"
+        hi = "inf" if high is None else f"{high}{']' if high_inc else ')'}"
+        raise ConfigError(f"{key}: {value!r} is outside {lo}, {hi}")
+
+
+def unknown_key_error(key: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(KEYS), n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return ConfigError(f"unknown config key {key!r}{hint}")
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Return a new config with dotted-key overrides applied and the whole result validated."""
+    groups: dict[str, dict[str, Any]] = {}
+    top: dict[str, Any] = {}
+    for key, raw in overrides.items():
+        if key not in KEYS:
+            raise unknown_key_error(key)
+        value = _coerce(key, raw)
+        _check_range(key, value)
+        if "." in key:
+            group, name = key.split(".", 1)
+            groups.setdefault(group, {})[name] = value
+        else:
+            top[key] = value
+    new = replace(cfg, **top, **{g: replace(getattr(cfg, g), **v) for g, v in groups.items()})
+    validate(new)
+    return new
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks (single keys are checked as they are set)."""
+    for key, value in flatten(cfg).items():
+        _check_range(key, value)
+    if cfg.data.image_size % cfg.model.patch_size:
+        raise ConfigError(
+            f"data.image_size: {cfg.data.image_size} is not a multiple of "
+            f"model.patch_size ({cfg.model.patch_size})"
+        )
+    if cfg.model.image_width % cfg.model.image_heads:
+        raise ConfigError(
+            f"model.image_heads: {cfg.model.image_heads} does not divide "
+            f"model.image_width ({cfg.model.image_width})"
+        )
+    if cfg.data.source != "synthetic" and not cfg.data.root:
+        raise ConfigError(f"data.root: required for data.source={cfg.data.source!r}")
+    if cfg.data.root and cfg.data.source != "synthetic" and not os.path.isdir(cfg.data.root):
+        raise ConfigError(f"data.root: {cfg.data.root!r} is not an existing directory")
+    text = cfg.model.text
+    if text.startswith("scratch-"):
+        if text.removeprefix("scratch-") not in TEXT_SIZES:
+            sizes = ", ".join(f"scratch-{s}" for s in TEXT_SIZES)
+            raise ConfigError(f"model.text: {text!r} is not one of {sizes} or a local path")
+    elif not os.path.isdir(text):
+        raise ConfigError(f"model.text: {text!r} is neither scratch-<size> nor a local directory")
+
+
+def config_hash(cfg: Config) -> str:
+    """Stable across processes and key order: sha1 of the sorted flat JSON, 12 hex digits."""
+    blob = json.dumps(flatten(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def to_json(cfg: Config) -> str:
+    return json.dumps(flatten(cfg), sort_keys=True)
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """['a.b=1', ...] -> {'a.b': parsed}; rejects malformed items and unknown keys."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
+        key, text = item.split("=", 1)
+        key = key.strip()
+        if key not in KEYS:
+            raise unknown_key_error(key)
+        out[key] = parse_value(key, text.strip())
+    return out
