@@ -1,0 +1,172 @@
+"""Evaluation: zero-shot (prompt ensembles), binary zero-shot, retrieval Precision@K, linear probe.
+
+Pure functions over embeddings (tested against brute force) plus `evaluate(model, ...)`,
+which encodes the evaluation sets unmasked, in eval mode, batched, without gradients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+
+import torch
+import torch.nn.functional as F
+
+RETRIEVAL_KS = (1, 2, 5, 10)
+
+
+def class_embeddings(text_emb: torch.Tensor, prompts_per_class: int) -> torch.Tensor:
+    """[C*P, D] prompt embeddings (class-major) -> [C, D]: normalised mean per class."""
+    per_class = text_emb.view(-1, prompts_per_class, text_emb.shape[-1])  # [C, P, D]
+    return F.normalize(per_class.mean(dim=1), dim=-1)
+
+
+def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
+    return (pred == target).float().mean().item()
+
+
+def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
+    """Mean over classes of F1; a class with no support and no predictions counts as 0."""
+    scores = []
+    for c in range(num_classes):
+        tp = ((pred == c) & (target == c)).sum().item()
+        fp = ((pred == c) & (target != c)).sum().item()
+        fn = ((pred != c) & (target == c)).sum().item()
+        scores.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / num_classes
+
+
+def zero_shot(image_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    """Predicted class per image: the nearest class embedding by cosine. [N, D], [C, D] -> [N]."""
+    return (image_emb @ class_emb.T).argmax(dim=1)
+
+
+def precision_at_k(
+    query_emb: torch.Tensor,  # [Q, D]
+    gallery_emb: torch.Tensor,  # [G, D]
+    query_classes: torch.Tensor,  # [Q]
+    gallery_classes: torch.Tensor,  # [G]
+    ks=RETRIEVAL_KS,
+) -> dict[int, float]:
+    """Mean over queries of the share of the top-k gallery items whose class matches (Table 2)."""
+    sims = query_emb @ gallery_emb.T  # [Q, G]
+    k_max = min(max(ks), gallery_emb.shape[0])
+    top = sims.topk(k_max, dim=1).indices  # [Q, k_max]
+    hits = (gallery_classes[top] == query_classes[:, None]).float()  # [Q, k_max]
+    return {k: hits[:, : min(k, k_max)].mean().item() for k in ks}
+
+
+def linear_probe(
+    train_x: torch.Tensor,
+    train_y: torch.Tensor,
+    test_x: torch.Tensor,
+    test_y: torch.Tensor,
+    num_classes: int,
+    weight_decay: float = 1e-3,
+    iters: int = 100,
+) -> float:
+    """Multinomial logistic regression (L-BFGS, L2) on standardised frozen features -> accuracy."""
+    train_x, test_x = train_x.double(), test_x.double()
+    mean, std = train_x.mean(0), train_x.std(0).clamp_min(1e-6)
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    w = torch.zeros(train_x.shape[1], num_classes, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(train_x @ w + b, train_y) + weight_decay * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    with torch.no_grad():
+        return accuracy((test_x @ w + b).argmax(1), test_y)
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def encode_images(model, images: torch.Tensor, batch_size: int, device, precision) -> torch.Tensor:
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        batch = images[start : start + batch_size].to(device, non_blocking=True)
+        with _autocast(device, precision):
+            out.append(model.encode_image(batch).float())
+    return F.normalize(torch.cat(out), dim=-1)
+
+
+@torch.no_grad()
+def encode_texts(model, tokenizer, texts, max_len, batch_size, device, precision) -> torch.Tensor:
+    out = []
+    for start in range(0, len(texts), batch_size):
+        tok = tokenizer(
+            list(texts[start : start + batch_size]),
+            padding="max_length",
+            truncation=True,
+            max_length=max_len,
+            return_tensors="pt",
+        )
+        with _autocast(device, precision):
+            emb = model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
+        out.append(emb.float())
+    return F.normalize(torch.cat(out), dim=-1)
+
+
+def _retrieval_metrics(img, img_cls, txt, txt_cls) -> dict[str, float]:
+    metrics = {}
+    directions = {"i2t": (img, img_cls, txt, txt_cls), "t2i": (txt, txt_cls, img, img_cls)}
+    for name, (q, qc, g, gc) in directions.items():
+        for k, p in precision_at_k(q, g, qc, gc).items():
+            metrics[f"retrieval_{name}_p{k}"] = p
+    return metrics
+
+
+@torch.no_grad()
+def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -> dict[str, float]:
+    """Every evaluation metric of DESIGN.md for `model` on `sets` (a benchmark.EvalSets).
+
+    `prompts` = (five_class_prompts [C][P], binary_prompts [2][P]) strings, class-major.
+    """
+    was_training = model.training
+    model.eval()
+    enc_img = lambda x: encode_images(model, x, cfg.eval.batch_size, device, cfg.optim.precision)  # noqa: E731
+    enc_txt = lambda t: encode_texts(  # noqa: E731
+        model, tokenizer, t, cfg.data.max_text_len, cfg.eval.batch_size, device, cfg.optim.precision
+    )
+    five, binary = prompts
+    metrics: dict[str, float] = {}
+    five_cls = class_embeddings(enc_txt([p for ps in five for p in ps]), len(five[0])).cpu()
+    pred = zero_shot(enc_img(sets.fiveclass_images).cpu(), five_cls)
+    metrics["zeroshot_acc"] = accuracy(pred, sets.fiveclass_targets)
+    metrics["zeroshot_f1"] = macro_f1(pred, sets.fiveclass_targets, len(five))
+    bin_cls = class_embeddings(enc_txt([p for ps in binary for p in ps]), len(binary[0])).cpu()
+    bin_pred = zero_shot(enc_img(sets.binary_images).cpu(), bin_cls)
+    metrics["zeroshot_binary_acc"] = accuracy(bin_pred, sets.binary_targets)
+    metrics.update(
+        _retrieval_metrics(
+            enc_img(sets.retrieval_images).cpu(),
+            sets.retrieval_image_classes,
+            enc_txt(sets.retrieval_sentences).cpu(),
+            sets.retrieval_sentence_classes,
+        )
+    )
+    if probe:
+        metrics["probe_acc"] = linear_probe(
+            enc_img(sets.probe_train_images).cpu(),
+            sets.probe_train_targets,
+            enc_img(sets.probe_test_images).cpu(),
+            sets.probe_test_targets,
+            num_classes=len(five),
+        )
+    else:
+        metrics["probe_acc"] = math.nan
+    model.train(was_training)
+    return metrics

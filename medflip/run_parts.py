@@ -1,0 +1,122 @@
+"""Everything one run needs, built from a config: data, model, loss, optimiser, evaluation.
+
+Kept apart from the loop in engine.py so the loop reads as training, not plumbing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import DataLoader
+
+from medflip import evaluate as evaluation
+from medflip.config import Config
+from medflip.data import benchmark
+from medflip.data.dataset import build_tokenizer, build_train_dataset, collate
+from medflip.data.sampler import ShardedBatchSampler
+from medflip.losses import MedFLIPLoss
+from medflip.models.medflip import MedFLIP
+
+log = logging.getLogger("medflip.engine")
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def autocast(device: torch.device, precision: str):
+    """bf16 autocast on CPU and GPU; fp16 on GPU only (with a GradScaler); else nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16":
+        return torch.autocast(device.type, dtype=torch.float16)
+    return contextlib.nullcontext()
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases, norms, embeddings' positions and the temperature."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or "pos_embed" in name or "token" in name else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+@dataclass
+class RunParts:
+    cfg: Config
+    device: torch.device
+    model: torch.nn.Module  # possibly DDP-wrapped
+    unwrapped: torch.nn.Module
+    criterion: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    dataset: torch.utils.data.Dataset
+    tokenizer: object
+    rank: int
+    world_size: int
+
+    def batches(self, epoch: int, start_batch: int) -> Iterator[tuple[dict, float]]:
+        """(batch, seconds waited for it) for this rank, from `start_batch` of `epoch`."""
+        sampler = ShardedBatchSampler(len(self.dataset), self.cfg.optim.batch_size,
+                                      self.cfg.seed, epoch, start_batch, self.rank, self.world_size)
+        workers = self.cfg.data.loader_workers
+        loader = DataLoader(
+            self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+            generator=torch.Generator().manual_seed(self.cfg.seed + epoch),  # keeps global RNG
+        )
+        it = iter(loader)
+        while True:
+            t0 = time.perf_counter()
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            yield batch, time.perf_counter() - t0
+
+    def evaluate(self) -> dict[str, float]:
+        sets = benchmark.build_eval_sets(self.cfg)
+        prompts = benchmark.eval_prompts(self.cfg)
+        return evaluation.evaluate(self.unwrapped, self.tokenizer, sets, self.cfg,
+                                   self.device, prompts)
+
+
+def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int) -> RunParts:
+    if cfg.optim.precision == "fp16" and not torch.cuda.is_available():
+        raise ValueError("optim.precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
+    device = pick_device()
+    tokenizer = build_tokenizer(cfg)
+    dataset = build_train_dataset(cfg, tokenizer)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = MedFLIP(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                    mask_token_id=tokenizer.mask_token_id,
+                    special_token_ids=tokenizer.all_special_ids).to(device)
+    unwrapped = model
+    model = prepare_model(model)
+    torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank masking noise
+    optimizer = torch.optim.AdamW(_param_groups(unwrapped, cfg.optim.weight_decay),
+                                  lr=cfg.optim.lr, betas=(0.9, 0.98))
+    scaler = torch.amp.GradScaler("cuda") if cfg.optim.precision == "fp16" else None
+    parts = RunParts(cfg, device, model, unwrapped, MedFLIPLoss(cfg).to(device), optimizer,
+                     scaler, dataset, tokenizer, rank, world_size)
+    log.info("model %.1fM parameters on %s, %d training pairs",
+             sum(p.numel() for p in unwrapped.parameters()) / 1e6, device_name(device),
+             len(dataset))
+    return parts
