@@ -35,6 +35,7 @@ class DataConfig:
     loader_workers: int = 1  # DataLoader processes; 1 keeps generation off the step on 2 cores
     eval_per_class: int = 200  # 5x200-style evaluation set: images per class
     seed: int = 0  # corpus seed: which synthetic studies exist (independent of training seed)
+    shuffle_reports: bool = False  # control run: reports permuted across images (no pairing)
 
 
 @dataclass(frozen=True)

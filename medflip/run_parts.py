@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from medflip import evaluate as evaluation
 from medflip.config import Config
 from medflip.data import benchmark
+from medflip.data.controls import ShuffledReports
 from medflip.data.dataset import build_tokenizer, build_train_dataset, collate
 from medflip.data.sampler import ShardedBatchSampler
 from medflip.losses import MedFLIPLoss
@@ -104,6 +105,8 @@ def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int
     device = pick_device()
     tokenizer = build_tokenizer(cfg)
     dataset = build_train_dataset(cfg, tokenizer)
+    if cfg.data.shuffle_reports:
+        dataset = ShuffledReports(dataset, cfg.data.seed)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = MedFLIP(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                     mask_token_id=tokenizer.mask_token_id,
