@@ -1,0 +1,326 @@
+"""The results table: one row per (trial_id, step) report.
+
+It lives in `<storage>/<experiment>/results.parquet`.
+
+The schema lives here once (`COLUMNS`, `SCHEMA`) so the sweep's writer and the analysis
+readers agree. Columns, in order: the ids (`experiment`, `sweep`, `trial_id`, `seed`), every
+config key by its dotted name (`medflip.config.flatten`; `seed` is both a config key and an
+id, one column), the metrics (`METRICS`) and a manifest (`MANIFEST`).
+
+Writes are atomic (a temp file in the same directory, then `os.replace`), so a crash never
+leaves a half-written table; a restarted trial or resumed sweep re-reports steps, and
+`merge` keeps only the latest row per (trial_id, step). Only the known string columns may
+hold text, and no cell may look like free text (a newline or > 512 characters): report text
+never reaches the results.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from medflip import __version__, config
+
+FILENAME = "results.parquet"
+STATUSES = ("running", "completed", "diverged", "failed", "stopped")
+MAX_TEXT = 512  # longer strings are free text (a report), not a label or a path
+
+IDS: dict[str, type] = {"experiment": str, "sweep": str, "trial_id": str, "seed": int}
+CONFIG: dict[str, type] = {k: t for k, t in config.KEYS.items() if k != "seed"}
+_LOSSES = ("loss", "loss_contrastive", "loss_svd", "loss_mlm", "loss_mim", "temperature")
+_RETRIEVAL = tuple(f"retrieval_{d}_p{k}" for d in ("i2t", "t2i") for k in (1, 2, 5, 10))
+METRICS: dict[str, type] = {
+    "step": int,
+    "samples_seen": int,
+    "train_time_s": float,
+    "wall_time_s": float,
+    "device_hours": float,
+    "device_type": str,
+    "throughput": float,
+    "data_wait_share": float,  # engine.py reports it: share of train time spent waiting on data
+    **{k: float for k in _LOSSES},
+    "zeroshot_acc": float,
+    "zeroshot_f1": float,
+    "zeroshot_binary_acc": float,
+    **{k: float for k in _RETRIEVAL},
+    "probe_acc": float,
+    "status": str,
+}
+MANIFEST: dict[str, type] = {
+    "config_hash": str,
+    "git_sha": str,
+    "medflip_version": str,
+    "torch_version": str,
+    "ray_version": str,
+    "num_workers": int,
+}
+COLUMNS: dict[str, type] = {**IDS, **CONFIG, **METRICS, **MANIFEST}
+REQUIRED = ("experiment", "trial_id", "step")  # a row without these cannot be placed
+KEY = ("trial_id", "step")  # identity of a report within one experiment's file
+LOAD_KEY = ("experiment", "trial_id", "step")  # identity across combined experiments
+
+_ARROW = {int: pa.int64(), float: pa.float64(), bool: pa.bool_(), str: pa.string()}
+SCHEMA = pa.schema([(name, _ARROW[t]) for name, t in COLUMNS.items()])
+# pandas >= 3 has a real string dtype (NaN for missing); 2.x keeps text as object.
+_STR = "str" if int(pd.__version__.split(".")[0]) >= 3 else object
+DTYPES = {
+    name: {int: "Int64", float: "float64", bool: "boolean", str: _STR}[t]
+    for name, t in COLUMNS.items()
+}
+
+
+class ResultsError(ValueError):
+    """Bad rows or an unreadable results file; the message names the column or path."""
+
+
+def _close(name: str, pool: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(pool), n=3, cutoff=0.6)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
+def _flat_hash(flat: Mapping[str, Any]) -> str:
+    # Same formula as config.config_hash, from the flat dict (no re-validation of paths).
+    blob = json.dumps(dict(flat), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def row(config_flat: Mapping[str, Any], metrics: Mapping[str, Any],
+        manifest: Mapping[str, Any], experiment: str, sweep: str, trial_id: str) -> dict:
+    """One results row (a dict keyed by column name) from one report.
+
+    `config_flat` is `config.flatten(cfg)` (its `seed` fills the `seed` column); `metrics`
+    holds names from `METRICS` (unknown ones raise); `manifest` holds names from `MANIFEST`
+    plus optionally `device_type` (see `manifest()`); `config_hash` is derived from
+    `config_flat` when absent. Missing metrics stay missing (NaN once written).
+    """
+    unknown_cfg = [k for k in config_flat if k not in config.KEYS]
+    if unknown_cfg:
+        hint = _close(unknown_cfg[0], config.KEYS)
+        raise ResultsError(f"unknown config key(s) {unknown_cfg}{hint}")
+    for name in metrics:
+        if name not in METRICS:
+            raise ResultsError(f"unknown metric {name!r}{_close(name, METRICS)}; "
+                               f"known metrics: {', '.join(METRICS)}")
+    for name in manifest:
+        if name not in MANIFEST and name != "device_type":
+            raise ResultsError(f"unknown manifest field {name!r}{_close(name, MANIFEST)}")
+    out = {"experiment": experiment, "sweep": sweep, "trial_id": str(trial_id)}
+    out.update(config_flat)
+    out.update(manifest)
+    out.update(metrics)  # a device_type in the metrics wins over the manifest's
+    out.setdefault("config_hash", _flat_hash(config_flat))
+    return out
+
+
+def rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
+    """Rows from trial records, e.g. rebuilt from Ray's own trial files (the sweep's job).
+
+    Each record: `{"experiment", "sweep", "trial_id", "config": {dotted: value},
+    "manifest": {...}, "metrics": {...}}`. Ray's bookkeeping keys in `metrics`
+    (`training_iteration`, `timestamp`, ...) are dropped: only `METRICS` names are kept.
+    """
+    out = []
+    for rec in records:
+        metrics = {k: v for k, v in rec.get("metrics", {}).items() if k in METRICS}
+        out.append(row(rec.get("config", {}), metrics, rec.get("manifest", {}),
+                       rec["experiment"], rec.get("sweep", ""), rec["trial_id"]))
+    return out
+
+
+def _cast(name: str, values: pd.Series) -> pd.Series:
+    kind = COLUMNS[name]
+    if kind is str:
+        present = values[values.notna()]
+        bad = present[~present.map(lambda v: isinstance(v, str))]
+        if len(bad):
+            raise ResultsError(f"column {name!r}: expected text, got {bad.iloc[0]!r}")
+        long = present[present.map(lambda v: "\n" in v or len(v) > MAX_TEXT)]
+        if len(long):
+            raise ResultsError(f"column {name!r}: {long.iloc[0][:40]!r}... looks like free "
+                               f"text (newline or > {MAX_TEXT} chars); results hold no reports")
+        return values.astype(DTYPES[name])
+    if kind is bool:
+        present = values[values.notna()]
+        if len(present) and not present.map(lambda v: isinstance(v, (bool, np.bool_))).all():
+            raise ResultsError(f"column {name!r}: expected true/false, got {present.iloc[0]!r}")
+        return values.astype("boolean")
+    try:
+        numbers = pd.to_numeric(values, errors="raise").astype("float64")
+    except (ValueError, TypeError):
+        raise ResultsError(f"column {name!r}: expected numbers, got non-numeric values "
+                           f"(e.g. {values.iloc[0]!r})") from None
+    if kind is int:
+        finite = numbers[numbers.notna()]
+        if not np.all(finite == np.round(finite)):
+            raise ResultsError(f"column {name!r}: expected integers, got {finite.tolist()[:3]}")
+        return numbers.astype("Int64")
+    return numbers
+
+
+def frame(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Validate rows (a DataFrame or dicts from `row`) into the canonical frame.
+
+    Unknown columns raise (naming close names); missing columns are filled with NaN/NA;
+    every column is cast to its dtype (`DTYPES`) and ordered as `COLUMNS`.
+    """
+    df = data.copy() if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
+    unknown = [c for c in df.columns if c not in COLUMNS]
+    if unknown:
+        raise ResultsError(f"unknown results column(s) {unknown}{_close(str(unknown[0]), COLUMNS)};"
+                           f" metrics are: {', '.join(METRICS)}")
+    df = df.reindex(columns=list(COLUMNS))
+    for name in COLUMNS:
+        df[name] = _cast(name, df[name])
+    for name in REQUIRED:
+        if df[name].isna().any():
+            raise ResultsError(f"column {name!r}: missing in {int(df[name].isna().sum())} row(s)")
+    bad = df["status"].notna() & ~df["status"].isin(STATUSES)
+    if bad.any():
+        raise ResultsError(f"column 'status': {df['status'][bad].iloc[0]!r} is not one of "
+                           f"{', '.join(STATUSES)}")
+    return df.reset_index(drop=True)
+
+
+def results_path(path: str | os.PathLike) -> Path:
+    """A run dir -> `<dir>/results.parquet`; a `.parquet` path is returned as is."""
+    p = Path(path)
+    return p if p.suffix == ".parquet" else p / FILENAME
+
+
+def write(data: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
+    """Validate and write atomically (temp file + `os.replace`); returns the file written.
+
+    Validation happens before anything touches the disk, so bad rows leave an existing
+    file intact. `path` is a run dir or a `.parquet` file; parent dirs are created.
+    """
+    table = pa.Table.from_pandas(frame(data), schema=SCHEMA, preserve_index=False)
+    target = results_path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def _dedup(df: pd.DataFrame, key: tuple[str, ...]) -> pd.DataFrame:
+    df = df.drop_duplicates(subset=list(key), keep="last")
+    return df.sort_values(["experiment", "trial_id", "step"], kind="stable").reset_index(drop=True)
+
+
+def merge(existing: pd.DataFrame | None, new: pd.DataFrame | Iterable[Mapping]) -> pd.DataFrame:
+    """Rows of both; for a (trial_id, step) in both, `new`'s row wins (the latest report)."""
+    new = frame(new)
+    if existing is None or len(existing) == 0:
+        return _dedup(new, KEY)
+    return _dedup(pd.concat([frame(existing), new], ignore_index=True), KEY)
+
+
+def append(path: str | os.PathLike, rows: pd.DataFrame | Iterable[Mapping]) -> pd.DataFrame:
+    """Load the table at `path` (if any), merge `rows` in, write atomically; returns it.
+
+    One writer per file (the sweep driver): concurrent appends would lose rows.
+    """
+    target = results_path(path)
+    existing = _read(target) if target.exists() else None
+    merged = merge(existing, rows)
+    write(merged, target)
+    return merged
+
+
+_MAPPER = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+
+
+def _read(file: Path) -> pd.DataFrame:
+    try:
+        table = pq.read_table(file)
+    except (pa.ArrowException, OSError) as exc:
+        raise ResultsError(f"{file}: not a readable Parquet results file ({exc})") from None
+    try:
+        return frame(table.to_pandas(types_mapper=_MAPPER))
+    except ResultsError as exc:
+        raise ResultsError(f"{file}: {exc}") from None
+
+
+def load(path: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """The results of a run dir (`<dir>/results.parquet`), a Parquet file, or a list of them.
+
+    Combined tables are deduplicated by (experiment, trial_id, step), later paths winning,
+    so a sweep and its resumed continuation (or the same file twice) are not double counted.
+    Raises FileNotFoundError / ResultsError naming the path.
+    """
+    paths = [path] if isinstance(path, (str, os.PathLike)) else list(path)
+    if not paths:
+        raise ResultsError("no results paths given")
+    frames = []
+    for p in paths:
+        file = results_path(p)
+        if not file.is_file():
+            raise FileNotFoundError(f"no results at {p} (looked for {file})")
+        frames.append(_read(file))
+    return _dedup(pd.concat(frames, ignore_index=True), LOAD_KEY)
+
+
+def final_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per (experiment, trial_id): its last report (highest step).
+
+    Each column holds the trial's last *reported* value (a final report without evaluation
+    keeps the last evaluation's metrics); `status` is the last reported status, or
+    "running" when the trial never reported one.
+    """
+    keys = ["experiment", "trial_id"]
+    ordered = df.sort_values(keys + ["step"], kind="stable")
+    last = ordered.groupby(keys, sort=True, as_index=False, dropna=False).last()
+    last["status"] = last["status"].fillna("running")
+    return last.reindex(columns=list(df.columns)).reset_index(drop=True)
+
+
+def _git_sha() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _version(package: str) -> str:
+    # importlib.metadata: no import of torch or ray needed, and absence is tolerated.
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def manifest(num_workers: int, device_type: str | None = None) -> dict:
+    """The provenance of a trial's rows: git sha, versions, worker count (and device type)."""
+    out = {
+        "git_sha": _git_sha(),
+        "medflip_version": __version__,
+        "torch_version": _version("torch"),
+        "ray_version": _version("ray"),
+        "num_workers": int(num_workers),
+    }
+    if device_type is not None:
+        out["device_type"] = str(device_type)
+    return out
