@@ -1,0 +1,195 @@
+"""The shared sweep CLI: parse, validate, then build and run (or restore) the Tuner.
+
+Every `sweeps/<name>.py` calls `main("<name>")`. Validation (plan.py) finishes before Ray
+starts. Each Tune trial is `trial.train_driver_fn`, a driver that reserves no CPU/GPU and
+starts a Ray Train worker group; `max_concurrent_trials` comes from how many worker groups
+the cluster holds at once (cluster.py), so trials never wait on each other's workers.
+Results go to `<storage>/<name>/results.parquet` while the sweep runs (recorder.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from medflip.config import ConfigError, parse_sets
+from medflip.sweep import cluster
+from medflip.sweep.plan import (
+    SCHEDULERS,
+    Plan,
+    PlanError,
+    fixed_overrides,
+    seeds_for,
+    trial_points,
+    validate,
+)
+from medflip.sweep.spaces import Space, get
+
+SMOKE_TRIALS = 2
+
+
+def build_parser(space: Space) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=f"sweeps/{space.name}.py",
+        description=f"{space.name} sweep: {space.figure}. Each trial is a Ray Train run.")
+    add = p.add_argument
+    add("--address", default=None,
+        help="Ray cluster to join ('auto': the one `ray start --head` started); "
+             "default: start local Ray sized to this machine")
+    add("--name", default=None, help="experiment name (default: the sweep's name)")
+    add("--storage", default="./runs", help="where experiments live (default ./runs)")
+    add("--num-samples", type=int, default=None,
+        help=f"configurations a search tries (default {space.num_samples}); grids: 1")
+    add("--seeds", type=int, default=1, help="replicates of every configuration (seeds)")
+    add("--max-concurrent", type=int, default=None,
+        help="cap on trials at once (default: as many worker groups as the cluster holds)")
+    add("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP ranks)")
+    add("--gpus-per-worker", type=float, default=None, help="default: 1 if the cluster has GPUs")
+    add("--cpus-per-worker", type=float, default=None,
+        help="default: a node's CPUs per GPU, or a whole node shared by a trial's workers")
+    add("--variant", default=None, help="base config (demo, paper, tiny); default demo")
+    add("--set", action="append", default=[], metavar="KEY=VALUE",
+        help="config override for every trial (repeatable)")
+    add("--scheduler", default="fifo", choices=SCHEDULERS,
+        help="asha stops weak trials early (single-objective sweeps only)")
+    add("--max-failures", type=int, default=2,
+        help="worker-group restarts per trial, each from the last checkpoint")
+    add("--report-poll-s", type=float, default=0.5,
+        help="Ray Train controller poll interval: each report waits for it (Ray's default 2)")
+    add("--resume", action="store_true", help="continue the experiment --name")
+    add("--smoke-test", action="store_true",
+        help=f"tiny variant, {SMOKE_TRIALS} trials, 1 seed: checks the whole path in minutes")
+    add("--dry-run", action="store_true", help="print the trials and exit; Ray is not started")
+    return p
+
+
+def make_plan(space: Space, args: argparse.Namespace) -> Plan:
+    """The validated plan for `args` (raises PlanError naming the flag or key)."""
+    if args.smoke_test and args.variant not in (None, "tiny"):
+        raise PlanError("--smoke-test runs the tiny variant; drop --variant")
+    variant = "tiny" if args.smoke_test else (args.variant or "demo")
+    try:
+        sets = parse_sets(args.set)
+    except ConfigError as exc:
+        raise PlanError(str(exc)) from None
+    fixed = fixed_overrides(space, variant, sets)
+    seeds = seeds_for(1 if args.smoke_test else args.seeds, fixed)
+    grid = space.kind == "grid"
+    num_samples = args.num_samples or (1 if grid else space.num_samples)
+    if args.smoke_test and not grid:
+        num_samples = SMOKE_TRIALS
+    plan = Plan(
+        space=space,
+        name=args.name or (space.name.replace("_", "-") + ("-smoke" if args.smoke_test else "")),
+        storage=os.path.abspath(args.storage),
+        variant=variant,
+        fixed=fixed,
+        axes=space.smoke_axes() if (args.smoke_test and grid) else dict(space.axes),
+        seeds=seeds,
+        num_samples=num_samples,
+        scheduler=args.scheduler,
+        address=args.address,
+        resume=args.resume,
+        smoke=args.smoke_test,
+        workers_per_trial=args.workers_per_trial,
+        cpus_per_worker=args.cpus_per_worker,
+        gpus_per_worker=args.gpus_per_worker,
+        max_concurrent=args.max_concurrent,
+        max_failures=args.max_failures,
+        report_poll_s=args.report_poll_s,
+    )
+    validate(plan)
+    return plan
+
+
+def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None) -> str:
+    """What will run, for the terminal (and all of --dry-run's output)."""
+    s = plan.space
+    objectives = ", ".join(f"{m} ({d})" for m, d in zip(s.metrics, s.modes, strict=True))
+    lines = [f"sweep {s.name}: {s.figure}",
+             f"experiment {plan.experiment_dir} ({'resume' if plan.resume else 'new'})",
+             f"results    {os.path.join(plan.experiment_dir, 'results.parquet')}",
+             f"variant {plan.variant}; every trial: {plan.fixed or '{}'}",
+             f"objective  {objectives}; scheduler {plan.scheduler}"]
+    if s.kind == "grid":
+        lines.append(f"{plan.num_trials} trials (grid x {len(plan.seeds)} seed(s)):")
+        lines += [f"  {i:>3}  {p}" for i, p in enumerate(trial_points(plan))]
+    else:
+        axes = ", ".join(f"{k} in {_axis_text(a)}" for k, a in plan.axes.items())
+        lines.append(f"{plan.num_trials} trials: {plan.num_samples} Optuna TPE suggestions x "
+                     f"{len(plan.seeds)} seed(s) {list(plan.seeds)} over {axes}")
+        if s.start:
+            lines.append(f"  evaluated first: {list(s.start)}")
+    if res is not None:
+        lines.append(f"each trial: {res.num_workers} worker(s) x {res.per_worker()}; "
+                     f"{concurrency} trial(s) at once")
+    return "\n".join(lines)
+
+
+def _axis_text(axis) -> str:
+    if hasattr(axis, "low"):
+        return f"[{axis.low}, {axis.high}]" + (" log" if axis.log else "")
+    return "{" + ", ".join(map(str, axis.values)) + "}"
+
+
+def _local_nodes() -> list[dict[str, float]]:
+    import torch
+
+    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
+
+
+def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
+    try:
+        res = cluster.default_resources(nodes, plan.workers_per_trial, plan.cpus_per_worker,
+                                        plan.gpus_per_worker)
+        return res, cluster.trial_concurrency(nodes, res, plan.max_concurrent)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+
+
+def run(plan: Plan, callbacks: Sequence = ()) -> int:
+    """Start or join Ray, run or resume the sweep, print where the results are."""
+    from medflip.sweep import tuning
+
+    cluster.connect(plan.address)
+    try:
+        if plan.address:
+            leftovers = cluster.leftover_placement_groups(plan.experiment_dir)
+            if leftovers:
+                print(cluster.clear_hint(plan.experiment_dir, leftovers), file=sys.stderr)
+                return 2
+        res, concurrency = resolve_resources(plan, cluster.node_resources())
+        print(describe(plan, res, concurrency), flush=True)
+        os.makedirs(plan.experiment_dir, exist_ok=True)
+        cluster.record_job(plan.experiment_dir)
+        if plan.resume:
+            tuner = tuning.restore_tuner(plan, list(callbacks))
+        else:
+            tuner = tuning.build_tuner(plan, res, concurrency, list(callbacks))
+        grid = tuner.fit()
+        tuning.check_searcher_after(tuner, plan)
+        return tuning.summarize(plan, grid)
+    finally:
+        import ray
+
+        ray.shutdown()
+
+
+def main(space_name: str, argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> int:
+    """The CLI of every sweeps/*.py; `callbacks` are extra Tune callbacks (driver side)."""
+    space = get(space_name)
+    args = build_parser(space).parse_args(argv)
+    try:
+        plan = make_plan(space, args)
+        if args.dry_run:
+            nodes = None if plan.address else _local_nodes()
+            res, conc = resolve_resources(plan, nodes) if nodes else (None, None)
+            print(describe(plan, res, conc))
+            return 0
+        return run(plan, callbacks)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+

@@ -1,0 +1,172 @@
+"""The driver side of the results table: a Tune callback, and a rebuild from Ray's files.
+
+`ResultsRecorder` appends one row per reported evaluation to
+`<experiment>/results.parquet` (atomic replace; `medflip.results` dedups by
+(trial_id, step), so a trial restarted from a checkpoint re-reports its steps without
+duplicating them) and settles each trial's status when it ends: the engine's `completed` or
+`diverged`, `stopped` when a scheduler ended it early, `failed` on a Ray error.
+
+`rebuild(experiment_dir)` recovers the same rows from Tune's own per-trial `result.json`
+files (plus `error.txt` for failures): run at every (re)start of a sweep so rows a killed
+driver never wrote are filled in, and from the command line
+(`python -m medflip.sweep.recorder RUN_DIR`) when the table is lost.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import sys
+
+from ray.tune import Callback
+
+from medflip import results
+from medflip.config import flatten
+from medflip.sweep.trial import build_config
+
+log = logging.getLogger("medflip.sweep")
+
+
+def trial_record(trial_id: str, config: dict, metrics: dict, manifest: dict) -> dict:
+    """One `results.rows_from_records` record from a trial's config and one of its results."""
+    workers = config.get("resources", {}).get("num_workers", manifest.get("num_workers", 0))
+    return {
+        "experiment": config.get("experiment", ""),
+        "sweep": config.get("sweep", ""),
+        "trial_id": trial_id,
+        "config": flatten(build_config(config)),
+        "manifest": {**manifest, "num_workers": workers},
+        "metrics": metrics,
+    }
+
+
+def final_status(last_metrics: dict | None, errored: bool) -> str:
+    """A finished trial's status from its last report and how Tune ended it."""
+    if errored:
+        return "failed"
+    status = (last_metrics or {}).get("status")
+    if status in ("completed", "diverged"):
+        return status
+    return "stopped"  # ended by the scheduler (ASHA) while still "running"
+
+
+class ResultsRecorder(Callback):
+    """Tune callback writing results.parquet while the sweep runs (driver side)."""
+
+    def __init__(self, experiment_dir: str):
+        self.experiment_dir = experiment_dir
+        self._last: dict[str, dict] = {}  # trial id -> its latest record
+
+    @property
+    def path(self) -> str:
+        return os.path.join(self.experiment_dir, results.FILENAME)
+
+    def _manifest(self) -> dict:
+        if getattr(self, "_manifest_cache", None) is None:
+            self._manifest_cache = results.manifest(0)  # num_workers: per trial
+        return self._manifest_cache
+
+    def setup(self, **info) -> None:
+        reconcile(self.experiment_dir, self._manifest())
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
+        rec = trial_record(trial.trial_id, trial.config, result, self._manifest())
+        self._last[trial.trial_id] = rec
+        results.append(self.path, results.rows_from_records([rec]))
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:
+        self._settle(trial, errored=False)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:
+        self._settle(trial, errored=True)
+
+    def _settle(self, trial, errored: bool) -> None:
+        rec = self._last.pop(trial.trial_id, None)
+        if rec is None:  # never reported (e.g. failed at start): one row at step 0
+            rec = trial_record(trial.trial_id, trial.config, {"step": 0}, self._manifest())
+        status = final_status(rec["metrics"], errored)
+        rec = {**rec, "metrics": {**rec["metrics"], "status": status}}
+        results.append(self.path, results.rows_from_records([rec]))
+
+
+def _read_result_lines(path: str) -> list[dict]:
+    out = []
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line cut short by a killed driver: skip, keep the rest
+                log.warning("%s:%d: unreadable result line skipped", path, n)
+    return out
+
+
+def records_from_trial_dir(trial_dir: str, manifest: dict) -> list[dict]:
+    """Records for one Tune trial directory: one per result line; `failed` if it errored."""
+    lines = _read_result_lines(os.path.join(trial_dir, "result.json"))
+    errored = os.path.exists(os.path.join(trial_dir, "error.txt"))
+    if not lines:
+        if not errored:
+            return []
+        with open(os.path.join(trial_dir, "params.json")) as f:
+            config = json.load(f)
+        # launch.py names trial directories by trial id.
+        lines = [{"trial_id": os.path.basename(trial_dir), "config": config, "step": 0}]
+    recs = [trial_record(r["trial_id"], r["config"], r, manifest) for r in lines]
+    last = recs[-1]["metrics"]
+    # Tune's files do not say whether a still-"running" trial was stopped or interrupted:
+    # only a Ray error (error.txt) is settled here; the live recorder settles the rest.
+    if errored:
+        recs[-1]["metrics"] = {**last, "status": "failed"}
+    return recs
+
+
+def rebuild(experiment_dir: str, manifest: dict | None = None):
+    """The results table recomputed from Tune's trial files (None when there are none)."""
+    manifest = manifest or results.manifest(0)
+    recs = []
+    for result_file in sorted(glob.glob(os.path.join(experiment_dir, "*", "result.json"))):
+        try:
+            recs.extend(records_from_trial_dir(os.path.dirname(result_file), manifest))
+        except (OSError, ValueError, KeyError) as exc:
+            log.warning("%s: skipped while rebuilding results (%s)", result_file, exc)
+    if not recs:
+        return None
+    return results.merge(None, results.rows_from_records(recs))
+
+
+def reconcile(experiment_dir: str, manifest: dict) -> None:
+    """Fill the table with rows found in Ray's trial files; rows already there win.
+
+    Rows already written carry settled statuses (e.g. `stopped`) that the files alone
+    cannot tell; an unreadable table is replaced by the rebuilt one.
+    """
+    path = os.path.join(experiment_dir, results.FILENAME)
+    rebuilt = rebuild(experiment_dir, manifest)
+    if rebuilt is None:
+        return
+    try:
+        existing = results.load(path) if os.path.exists(path) else None
+    except results.ResultsError as exc:
+        log.warning("%s; rebuilding it from the trial files", exc)
+        existing = None
+    merged = rebuilt if existing is None else results.merge(rebuilt, existing)
+    results.write(merged, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """python -m medflip.sweep.recorder RUN_DIR: rebuild RUN_DIR/results.parquet."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print(main.__doc__, file=sys.stderr)
+        return 2
+    reconcile(argv[0], results.manifest(0))
+    print(os.path.join(argv[0], results.FILENAME))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

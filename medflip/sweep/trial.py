@@ -1,0 +1,140 @@
+"""One sweep trial = one Ray Train `TorchTrainer` run (the Ray Train V2 + Tune pattern).
+
+`train_driver_fn(config)` is the Tune trial: it builds and fits a TorchTrainer whose
+workers run `train_fn_per_worker`, and Train's `TuneReportCallback` forwards rank 0's
+metrics (and the persisted checkpoint's path) to Tune. Passing a Trainer to the Tuner is
+gone in Ray 2.60, and `ray.train.report` cannot be called from a plain Tune function.
+
+The trial config (Tune's param_space, see launch.py) carries: `variant`, `fixed` (dotted
+overrides every trial shares), the searched dotted keys and `seed` at the top level,
+`resources`, `max_failures`, `train_storage`, `report_poll_s`, `objectives` and
+`report_hooks`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+from collections.abc import Callable
+
+import ray.train
+import ray.train.torch
+import ray.tune
+import torch
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from medflip import variants
+from medflip.config import KEYS, Config, apply_overrides
+
+ReportHook = Callable[[dict, dict], None]
+
+
+def trial_overrides(config: dict) -> dict:
+    """The trial's dotted overrides: the shared `fixed` ones, then its own (searched, seed)."""
+    own = {k: v for k, v in config.items() if k in KEYS}
+    return {**config.get("fixed", {}), **own}
+
+
+def build_config(config: dict) -> Config:
+    """The trial's full Config: variant + fixed overrides + searched keys + seed."""
+    return apply_overrides(variants.get(config["variant"]), trial_overrides(config))
+
+
+def load_hooks(names: list[str]) -> list[ReportHook]:
+    """"module:function" names -> callables called as hook(metrics, context) at each report.
+
+    The seam for per-trial telemetry in the worker (e.g. ray.util.metrics gauges).
+    """
+    hooks = []
+    for name in names:
+        module, _, attr = name.partition(":")
+        if not attr:
+            raise ValueError(f"report hook {name!r}: expected 'module:function'")
+        hooks.append(getattr(importlib.import_module(module), attr))
+    return hooks
+
+
+def make_report(objectives: list[str], hooks: list[ReportHook], context: dict):
+    """The `report` engine.fit calls at each evaluation, on every rank.
+
+    Objectives missing from a report (a diverged run's last report has no evaluation) are
+    filled with NaN: Tune rejects results without the searched metric, and Optuna records a
+    NaN objective as a failed configuration.
+    """
+
+    def report(metrics: dict, checkpoint_dir: str | None) -> None:
+        metrics = dict(metrics)
+        for key in objectives:
+            metrics.setdefault(key, math.nan)
+        for hook in hooks:
+            hook(metrics, context)
+        checkpoint = ray.train.Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
+        # Persists the checkpoint into the run's storage before returning (engine then
+        # deletes its temporary directory).
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    return report
+
+
+def train_fn_per_worker(config: dict) -> None:
+    """Runs on each Ray Train worker: build the config, prepare DDP, train, report."""
+    # Imported here: the Tune driver and the results recorder need this module, not the
+    # training stack.
+    from medflip import engine
+
+    cfg = build_config(config)
+    ctx = ray.train.get_context()
+    res = config["resources"]
+    if not res["gpus_per_worker"]:
+        torch.set_num_threads(max(1, int(res["cpus_per_worker"])))
+    hooks = engine.Hooks(
+        prepare_model=ray.train.torch.prepare_model,
+        rank=ctx.get_world_rank(),
+        world_size=ctx.get_world_size(),
+    )
+    context = {"trial_id": config.get("trial_id", ""), "rank": hooks.rank,
+               "experiment": config.get("experiment", "")}
+    report = make_report(list(config.get("objectives", ())), load_hooks(
+        list(config.get("report_hooks", ()))), context)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        engine.fit(cfg, report=report, hooks=hooks)
+        return
+    # A restart (worker failure or a resumed sweep): continue from the last checkpoint.
+    with checkpoint.as_directory() as directory:
+        engine.fit(cfg, report=report, resume_from=directory, hooks=hooks)
+
+
+def train_driver_fn(config: dict) -> None:
+    """The Tune trial: one TorchTrainer run named by the trial id.
+
+    The run's storage is `<experiment>/train/<trial_id>`; a re-run of the same trial (after
+    `--resume`) finds the run's checkpoints there and continues from the latest.
+    """
+    # Each report waits for the controller's poll (default 2 s): small trials lower it.
+    os.environ["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] = str(config["report_poll_s"])
+    trial_id = ray.tune.get_context().get_trial_id()
+    res = config["resources"]
+    per_worker = {"CPU": float(res["cpus_per_worker"])}
+    if res["gpus_per_worker"]:
+        per_worker["GPU"] = float(res["gpus_per_worker"])
+    trainer = ray.train.torch.TorchTrainer(
+        train_fn_per_worker,
+        train_loop_config={**config, "trial_id": trial_id},
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=int(res["num_workers"]),
+            use_gpu=bool(res["gpus_per_worker"]),
+            resources_per_worker=per_worker,
+        ),
+        run_config=ray.train.RunConfig(
+            name=trial_id,
+            storage_path=config["train_storage"],
+            failure_config=ray.train.FailureConfig(max_failures=int(config["max_failures"])),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[TuneReportCallback()],
+            # Ray Train's INFO lines would bury Tune's progress table.
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
+        ),
+    )
+    trainer.fit()
