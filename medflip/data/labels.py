@@ -74,9 +74,11 @@ def section(text: str, name: str) -> str:
 def _sections(text: str) -> list[tuple[str, str]]:
     """[(canonical name, body)], the text before the first header named ""."""
     heads = list(rules.SECTION_HEADER.finditer(text))
-    out = [("", text[: heads[0].start()] if heads else text)]
-    for h, nxt in zip(heads, heads[1:] + [None], strict=True):
-        end = nxt.start() if nxt is not None else len(text)
+    if not heads:
+        return [("", text)]
+    out = [("", text[: heads[0].start()])]
+    ends = [h.start() for h in heads[1:]] + [len(text)]
+    for h, end in zip(heads, ends, strict=True):
         out.append((rules.SECTION_NAMES[h.group(1).lower()], text[h.end(): end]))
     return out
 
