@@ -74,6 +74,15 @@ CASES = [
     ("Bibasilar opacities, likely atelectasis.", dict(LO=1, AT=U)),
     ("Atelectasis or scarring at the left base.", dict(AT=U, LO=U)),
     ("No new consolidation.", dict(CO=U)),
+    ("Pneumothorax is unlikely.", dict(PTX=U)),
+    ("Atelectasis is favored over pneumonia.", dict(AT=U, PNA=U)),
+    ("Trace bilateral effusions are not clearly seen.", dict(EFF=U)),
+    ("No large effusion, though small effusions would be difficult to exclude.", dict(EFF=U)),
+    ("The heart is likely mildly enlarged.", dict(CM=U)),
+    ("Increased interstitial markings may represent chronic changes or mild edema.",
+     dict(LO=1, ED=U)),
+    ("No focal consolidation concerning for pneumonia.", dict(NF=1, CO=0, PNA=0)),
+    ("No findings consistent with pneumonia.", dict(NF=1, PNA=0)),
     ("No effusion. Possible pneumonia.", dict(PNA=U, EFF=0)),
     ("Possible pneumonia, no effusion.", dict(PNA=U, EFF=0)),
     # --- look-alikes
@@ -101,6 +110,11 @@ CASES = [
     ("Large left hilar mass.", dict(LL=1)),
     ("Left apical pleural thickening.", dict(PO=1)),
     ("Small right pneumothorax.", dict(PTX=1)),
+    ("Small left hydropneumothorax.", dict(PTX=1, EFF=1)),
+    ("The cardiac and mediastinal contours are normal.", dict(NF=1, CM=0, ECM=0)),
+    ("Mildly prominent pulmonary vasculature.", dict(ED=U)),
+    ("No pneumothorax is seen and the heart is enlarged.", dict(CM=1, PTX=0)),
+    ("Bibasilar atelectasis, without definite consolidation.", dict(AT=1, CO=0)),
     ("Acute fracture of the left sixth rib.", dict(FX=1)),
     ("Emphysema.", dict()),
     # --- support devices (No Finding survives them)
@@ -184,7 +198,7 @@ def test_speed_at_least_2000_reports_per_second():
     base = [c[0] for c in CASES]
     reports = [" ".join(base[i: i + 6]) for i in range(0, len(base), 3)] * 10
     best = math.inf
-    for _ in range(3):  # best of three: the cores are shared
+    for _ in range(5):  # best of five: the cores are shared
         t0 = time.perf_counter()
         for r in reports:
             extract_labels(r)

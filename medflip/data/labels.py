@@ -119,16 +119,27 @@ def _walk(cues, mention, side, text, finding_starts) -> str | None:
     """The decision of the nearest cue on `side` ("pre"/"post") that applies to the mention."""
     start, end, _, kind = mention
     anatomic = kind == "anatomic"
-    for c_start, c_end, name in cues:
+    for i, (c_start, c_end, name) in enumerate(cues):
         decision, dirs, reach = rules.CUE_RULES[name]
         if decision in ("or", "pass") or dirs not in (side, "both"):
             continue  # transparent here: "no opacity to suggest pneumonia" stays negated
         if decision in ("stable", "size") and not anatomic:
             continue  # "stable effusion", "large effusion" are still effusions
         gap = (c_end, start) if side == "pre" else (end, c_start)
-        if _in_reach(text, gap[0], gap[1], reach, anatomic, finding_starts):
-            return decision
+        if not _in_reach(text, gap[0], gap[1], reach, anatomic, finding_starts):
+            continue
+        if name in rules.ATTRIBUTIVE and _negated_head(cues[i + 1:], c_start, text):
+            return "neg"  # "no focal consolidation concerning for pneumonia"
+        return decision
     return None
+
+
+def _negated_head(further, attr_start, text) -> bool:
+    """Whether the next cue further back is a "no" within a short phrase of `attr_start`."""
+    if not further or further[0][2] != "neg":
+        return False
+    gap = text[further[0][1]: attr_start]
+    return len(gap) <= 50 and rules.GAP_BLOCK.search(gap) is None
 
 
 def _classify(mention, pre, post, text, finding_starts) -> float | None:
@@ -153,21 +164,25 @@ def _or_linked(mentions, cues, text) -> set[int]:
     """Indices of non-anatomic mentions joined by "or" to another mention ("X or Y")."""
     linked: set[int] = set()
     spans = [(s, e, i) for i, (s, e, _, k) in enumerate(mentions) if k != "anatomic"]
+    starts = [c[0] for c in cues]
     for c_start, c_end, name in cues:
         if name != "or":
             continue
         before = [(c_start - e, i) for s, e, i in spans
-                  if e <= c_start and _short_gap(text[e:c_start])]
+                  if e <= c_start and _short_gap(text, e, c_start, cues, starts)]
         after = [(s - c_end, i) for s, e, i in spans
-                 if s >= c_end and _short_gap(text[c_end:s])]
+                 if s >= c_end and _short_gap(text, c_end, s, cues, starts)]
         if before and after:
             linked.update((min(before)[1], min(after)[1]))
     return linked
 
 
-def _short_gap(gap: str) -> bool:
-    return len(gap) <= 40 and rules.GAP_BLOCK.search(gap) is None and not any(
-        ch in gap for ch in ".;:")
+def _short_gap(text, a, b, cues, starts) -> bool:
+    """A few plain words: "atelectasis or (developing) pneumonia", no cue or clause edge."""
+    gap = text[a:b]
+    k = bisect.bisect_left(starts, a)
+    return (len(gap) <= 30 and (k == len(cues) or cues[k][0] >= b)
+            and rules.GAP_BLOCK.search(gap) is None and not any(ch in gap for ch in ".;:"))
 
 
 def _mention_labels(text: str) -> list[tuple[str, float, str]]:

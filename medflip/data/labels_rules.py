@@ -53,7 +53,8 @@ MENTIONS: list[tuple[str, str, str]] = [
      r"|fluid overload"),
     ("Edema", "hedged",
      r"(?:pulmonary |vascular |venous |interstitial )(?:congestion|engorgement)"
-     r"|vascular (?:prominence|indistinctness)|indistinctness"),
+     r"|vascular (?:prominence|indistinctness)|indistinctness"
+     r"|prominen\w* (?:of the )?(?:pulmonary )?vascul\w*"),
     ("Consolidation", "finding", r"consolidat\w*"),
     ("Pneumonia", "finding",
      r"(?:broncho)?pneumonias?|infections?|infectious(?: process)?"),
@@ -86,7 +87,7 @@ MENTIONS: list[tuple[str, str, str]] = [
      r"|calcifi\w*|granuloma\w*|hernia\w*|pneumomediastinum|pneumoperitoneum|atheroscl\w*"
      r"|osteopeni\w*|deformit\w*|bronchiectasis|bronchitis|aspiration|hemorrhage|hematoma"
      r"|contusion|metasta\w*|eventration|volume loss|cephalization|bullae|bulla\b|bullous"
-     r"|osteophyt\w*|(?:wall|bronchial) thickening"),
+     r"|osteophyt\w*|(?:wall|bronchial) thickening|elevation|elevated (?:\w+ )?hemidiaphragm"),
 ]
 
 # Phrases that are mentions of two observations at once.
@@ -101,7 +102,7 @@ MULTI_MENTIONS: list[tuple[str, tuple[tuple[str, str], ...]]] = [
 _AUX = (r"(?:(?:is|are|was|were|has been|have been|remains?|appears?|seems?|looks?)\s+)?"
         r"(?:now\s+|otherwise\s+|again\s+|also\s+|still\s+|currently\s+|essentially\s+)?")
 _ADV = r"(?:(?:very |mildly|moderately|severely|markedly|slightly|minimally|massively|grossly"\
-       r"|significantly|substantially|somewhat|persistently|again|still|now|likely)\s+)?"
+       r"|significantly|substantially|somewhat|persistently|again|still|now)\s+)?"
 
 # (name, pattern). One alternation of named groups; at equal start the first listed wins,
 # so compound cues ("cannot be excluded", "no new") come before their parts ("no").
@@ -109,12 +110,16 @@ CUES: list[tuple[str, str]] = [
     ("unc_special",
      r"(?:cannot|can ?not|can't|could not|may not|not)\s+(?:be\s+)?(?:entirely\s+|completely"
      r"\s+|totally\s+|definitely\s+|reliably\s+|fully\s+)?(?:excluded|exclude|ruled out"
-     r"|rule out)|no new\b|not (?:well |clearly |entirely |adequately |optimally )"
-     r"(?:seen|evaluated|assessed|visualized)|poorly (?:seen|evaluated|assessed|visualized)"),
+     r"|rule out)|no new\b|(?:difficult|hard) to (?:exclude|rule out|assess)"
+     r"|" + _AUX + r"(?:not (?:well |clearly |entirely |adequately "
+     r"|optimally )(?:seen|evaluated|assessed|visualized)|poorly (?:seen|evaluated|assessed"
+     r"|visualized))|(?:limited|suboptimal) (?:evaluation|assessment) (?:for|of)"),
+    ("versus", r"versus|vs\b\.?|(?:(?:is|are) )?favou?red over|more likely than"),
     ("unc_post",
-     r"(?:is|are|was|were)\s+(?:also\s+|most\s+|more\s+)?(?:possible|likely|probable"
-     r"|suspected|questioned|favored|considered|a consideration|a possibility)\b"
-     r"|" + _AUX + r"(?:possibly|probably|questionably|borderline) (?:\w+ )?(?:enlarged"
+     r"(?:is|are|was|were)\s+(?:also\s+|most\s+|more\s+)?(?:possible"
+     r"|(?:un|less |not )?likely|probable|suspected|questioned|favored|considered"
+     r"|a consideration|a possibility)\b"
+     r"|" + _AUX + r"(?:possibly|probably|likely|questionably|borderline) (?:\w+ )?(?:enlarged"
      r"|prominent|widened)|(?:may|might|could) (?:also )?be " + _ADV + r"(?:enlarged"
      r"|prominent|widened|present|seen|noted)"),
     ("neg_post",
@@ -131,17 +136,19 @@ CUES: list[tuple[str, str]] = [
      r"(?:to|compared to|as compared to|with) (?:the )?(?:prior|previous)\w*)\b"
      r"|(?:no|without) (?:significant |interval |appreciable |substantial )*change\b"),
     ("pass", r"to (?:suggest|indicate|explain|represent)\b"),
+    ("attr_unc",  # attributive: "no opacity suspicious for pneumonia" stays negated
+     r"suspicious (?:for|of)|concern(?:ing)? (?:for|of)|worrisome (?:for|of)|suggestive of"
+     r"|suggesting"),
     ("unc",
      r"(?:may|might|could|would)(?:\s+(?:also|possibly|potentially|well))?(?:\s+(?:be|have))?"
      r"(?:\s+(?:(?:consistent|compatible) with|due to|secondary to|related to|represent\w*"
      r"|reflect\w*|indicat\w*|includ\w*|signify|suggest\w*))?"
-     r"|possibl[ey]|probabl[ey]|(?:less |more |most )?likely|unlikely|suspicious (?:for|of)"
-     r"|suspect\w*|suspicion (?:for|of)|concern(?:ing)? (?:for|of)|worrisome (?:for|of)"
+     r"|possibl[ey]|probabl[ey]|(?:less |more |most )?likely|unlikely"
+     r"|suspect\w*|suspicion (?:for|of)|concern(?:ing)? (?:for|of)"
      r"|question(?:able|ably)?(?: of)?|suggest\w*|presum\w*|borderline|equivocal"
      r"|indeterminate|differential(?: diagnosis)?(?: includes?| including| of)?"
      r"|possibility of|consider\w*|favou?r\w*|secondary to"),
     ("qmark", r"\?"),
-    ("versus", r"versus|vs\b\.?"),
     ("neg",
      r"no|not|without|absence of|absent|negative for|free of|clear of|(?:interval )?"
      r"resolution of|resolved|clearing of|removal of|rule out|r/o|rather than|never|nor"
@@ -149,9 +156,8 @@ CUES: list[tuple[str, str]] = [
     ("size",
      _AUX + _ADV + r"(?:enlarged|enlargement(?: of)?|increased(?: in size)?|large|prominent"
      r"|widened|widening(?: of)?|globular|dilated)\b"),
-    ("pos",
-     r"(?:consistent|compatible) with|in keeping with|diagnostic of"
-     r"|there (?:is|are|has been|have been)\b(?!\s+(?:no|not)\b)"),
+    ("attr_pos", r"(?:consistent|compatible) with|in keeping with|diagnostic of"),
+    ("pos", r"there (?:is|are|has been|have been)\b(?!\s+(?:no|not)\b)"),
     ("or", r"or|and/or"),
 ]
 
@@ -164,14 +170,18 @@ CUE_RULES: dict[str, tuple[str, str, object]] = {
     "normal": ("neg", "both", 40),
     "stable": ("stable", "both", 40),
     "pass": ("pass", "pre", "clause"),
+    "attr_unc": ("unc", "pre", "clause"),
     "unc": ("unc", "pre", "clause"),
     "qmark": ("unc", "both", 20),
     "versus": ("unc", "both", "clause"),
     "neg": ("neg", "pre", "clause"),
     "size": ("size", "both", 40),
+    "attr_pos": ("pos", "pre", "clause"),
     "pos": ("pos", "pre", "clause"),
     "or": ("or", "both", 40),
 }
+# Cues that describe the mention before them; after a negated one they are negated too.
+ATTRIBUTIVE = frozenset({"attr_unc", "attr_pos"})
 ANATOMIC_REACH = 40  # any cue further than this from an anatomic mention does not qualify it
 
 # Words that end a short-reach cue's scope: "normal heart size with a small effusion".
@@ -187,10 +197,11 @@ PSEUDO = re.compile(
     r"|slowly) resol\w*|\bresolving\b|\bclear(?:ed)? (?:the|a|an) \w+")
 
 # Clause edges: sentence ends, semicolons, colons, blank lines, and contrastive words.
+# Punctuation first and word starts only, so the scan stays cheap.
 BOUNDARY = re.compile(
-    r"(?<!\bvs)(?<!\be\.g)(?<!\bi\.e)(?<!\bdr)[.!](?=\s|$)|[;:](?!\d)|\n\s*\n"
-    r"|\b(?:but|however|although|though|whereas|except|aside from|apart from|nevertheless"
-    r"|nonetheless|otherwise)\b")
+    r"[.!](?<!\bvs\.)(?<!\be\.g\.)(?<!\bi\.e\.)(?<!\bdr\.)(?=\s|$)|[;:](?!\d)|\n\s*\n"
+    r"|(?<!\w)(?=\w)(?:but|however|although|though|whereas|except|aside from|apart from"
+    r"|nevertheless|nonetheless|otherwise)\b")
 
 # Section headers ("IMPRESSION:"); names map to a canonical section.
 SECTION_NAMES = {
