@@ -198,13 +198,13 @@ def test_speed_at_least_2000_reports_per_second():
     base = [c[0] for c in CASES]
     reports = [" ".join(base[i: i + 6]) for i in range(0, len(base), 3)] * 10
     best = math.inf
-    for _ in range(5):  # best of five: the cores are shared
-        t0 = time.perf_counter()
+    for _ in range(5):  # CPU time, best of five: the cores are shared with other work
+        t0 = time.process_time()
         for r in reports:
             extract_labels(r)
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, time.process_time() - t0)
     rate = len(reports) / best
-    print(f"extract_labels: {rate:.0f} reports/s on {len(reports)} multi-sentence reports")
+    print(f"extract_labels: {rate:.0f} reports/s (CPU) on {len(reports)} multi-sentence reports")
     assert rate >= 2000
 
 
