@@ -1,0 +1,161 @@
+"""Checks a sweep runs before it starts work: Ray address, cluster resources, storage.
+
+Each failed check raises one `PreflightError` saying what is wrong and what to do, so a
+bad setup fails in seconds at start -- instead of Ray retrying a dead address, Tune
+waiting forever for GPUs the cluster does not have, or results being half-written to a
+full or read-only disk.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+
+MiB = 2**20
+MAX_TRIALS = 10_000
+PROBE_BYTES = 64 * 1024  # written and fsynced: a full disk fails here, not mid-sweep
+
+NO_CLUSTER = (
+    "no running Ray cluster was found for --address auto. Start one first:\n"
+    "  make cluster-up                 one machine: head on loopback, token auth, dashboard\n"
+    "  ray start --head ...            a real cluster: see README 'On a cluster'\n"
+    "then run the sweep again (drivers need RAY_AUTH_MODE=token and the head's token); or\n"
+    "leave out --address to run the sweep on a Ray started just for it."
+)
+
+
+class PreflightError(RuntimeError):
+    """A setup problem found before the sweep started; the message says how to fix it."""
+
+
+def _reachable(host: str, port: int, timeout_s: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
+    """The GCS address to join, or None to start a local Ray for this sweep.
+
+    `auto` follows Ray's own rules (RAY_ADDRESS, the last `ray start` on this machine, a
+    running GCS process) and must find a cluster that answers; `host:port` must answer.
+    """
+    if address in (None, "", "local"):
+        return None
+    if address == "auto":
+        from ray._private.services import canonicalize_bootstrap_address
+
+        try:
+            address = canonicalize_bootstrap_address("auto")
+        except ConnectionError:
+            raise PreflightError(NO_CLUSTER) from None
+        if address is None:
+            raise PreflightError(NO_CLUSTER)
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit():
+        raise PreflightError(f"--address {address!r}: expected auto or HOST:PORT")
+    if not _reachable(host.strip("[]"), int(port), timeout_s):
+        raise PreflightError(f"--address {address}: nothing answers there (cluster stopped or "
+                             f"wrong port?).\n{NO_CLUSTER}")
+    return address
+
+
+def _fit(free: list[dict], bundle: dict) -> bool:
+    """Place `bundle` on the first node with room (first fit); update `free` in place."""
+    for node in free:
+        if all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items()):
+            for k, v in bundle.items():
+                node[k] = node.get(k, 0.0) - v
+            return True
+    return False
+
+
+def trials_that_fit(nodes: list[dict], workers: int, cpus_per_worker: float,
+                    gpus_per_worker: float, driver_cpus: float = 0.0) -> int:
+    """How many whole trials fit on `nodes` (each a {resource: total} dict) at once.
+
+    A trial is its driver's bundle plus `workers` worker bundles; each bundle must fit on
+    one node (Ray Train's placement group), so 4 one-GPU workers fit on 2 two-GPU nodes
+    but a 2-GPU worker never fits on 1-GPU nodes. First fit: the driver, then its workers.
+    """
+    if workers < 1:
+        raise PreflightError(f"--workers-per-trial: {workers} is not >= 1")
+    free = [dict(n) for n in nodes]
+    worker = {k: v for k, v in (("CPU", cpus_per_worker), ("GPU", gpus_per_worker)) if v > 0}
+    count = 0
+    while count < MAX_TRIALS:  # a trial that needs no resources would fit forever
+        if driver_cpus > 0 and not _fit(free, {"CPU": driver_cpus}):
+            return count
+        if not all(_fit(free, worker) for _ in range(workers)):
+            return count
+        count += 1
+    return count
+
+
+def check_resources(nodes: list[dict], workers: int, cpus_per_worker: float,
+                    gpus_per_worker: float, driver_cpus: float = 0.0) -> int:
+    """Raise unless one trial fits on the cluster's nodes; return how many fit at once."""
+    fit = trials_that_fit(nodes, workers, cpus_per_worker, gpus_per_worker, driver_cpus)
+    if fit >= 1:
+        return fit
+    have = ", ".join(
+        f"node {i}: {n.get('CPU', 0):g} CPU {n.get('GPU', 0):g} GPU" for i, n in enumerate(nodes)
+    ) or "no alive nodes"
+    raise PreflightError(
+        f"one trial needs {workers} worker(s) x ({cpus_per_worker:g} CPU, {gpus_per_worker:g} GPU)"
+        f" plus {driver_cpus:g} CPU for its driver, each worker on one node, but the cluster "
+        f"has {have}. Lower --workers-per-trial / --cpus-per-worker / --gpus-per-worker, or "
+        f"add nodes; the sweep would otherwise wait for resources forever."
+    )
+
+
+def cluster_nodes() -> list[dict]:
+    """Total resources of each alive node of the connected Ray cluster."""
+    import ray
+
+    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
+
+
+def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
+    """Make sure a sweep can write under `storage` (a local path or a pyarrow URI such as
+    s3://bucket/runs); returns it normalised. Creates the directory if missing, writes and
+    removes a fsynced probe file, and (local paths) checks free space. Writes nothing else.
+    """
+    if "://" in storage:
+        return _check_uri(storage)
+    path = os.path.abspath(os.path.expanduser(storage))
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".medflip-probe-") as probe:
+            probe.write(b"\0" * PROBE_BYTES)
+            probe.flush()
+            os.fsync(probe.fileno())
+    except OSError as e:
+        raise PreflightError(f"--storage {storage}: not writable ({e.strerror or e}); "
+                             f"choose a directory this user can write") from None
+    free = shutil.disk_usage(path).free
+    if free < min_free_mb * MiB:
+        raise PreflightError(f"--storage {storage}: only {free / MiB:.1f} MiB free, a sweep "
+                             f"needs at least {min_free_mb:g} MiB (checkpoints, results); "
+                             f"free some space or point --storage elsewhere")
+    return path
+
+
+def _check_uri(uri: str) -> str:
+    import pyarrow.fs
+
+    try:
+        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
+        fs.create_dir(root, recursive=True)
+        probe = f"{root.rstrip('/')}/.medflip-probe-{os.getpid()}"
+        with fs.open_output_stream(probe) as out:
+            out.write(b"\0" * PROBE_BYTES)
+        fs.delete_file(probe)
+    except (OSError, ValueError) as e:  # pyarrow raises OSError subclasses and ArrowInvalid
+        raise PreflightError(f"--storage {uri}: not writable through pyarrow ({e})") from None
+    return uri

@@ -1,0 +1,125 @@
+"""Preflight checks: addresses, resources, storage -- on real sockets and filesystems."""
+
+import os
+import socket
+import subprocess
+
+import pytest
+
+from medflip.sweep.preflight import (
+    PreflightError,
+    check_resources,
+    check_storage,
+    resolve_address,
+    trials_that_fit,
+)
+
+
+def test_local_address_means_start_ray_here():
+    assert resolve_address(None) is None and resolve_address("local") is None
+
+
+def test_address_that_nobody_answers_says_how_to_start_a_cluster():
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(PreflightError, match="nothing answers") as err:
+        resolve_address(f"127.0.0.1:{port}", timeout_s=1.0)
+    assert "make cluster-up" in str(err.value) and "ray start --head" in str(err.value)
+    with pytest.raises(PreflightError, match="HOST:PORT"):
+        resolve_address("my-head-node")
+
+
+def test_address_that_answers_passes():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+        assert resolve_address(address) == address
+
+
+def test_resources_by_hand():
+    cpu_box = [{"CPU": 4.0, "memory": 1e10}]
+    with pytest.raises(PreflightError) as err:
+        check_resources(cpu_box, workers=4, cpus_per_worker=1, gpus_per_worker=1)
+    msg = str(err.value)
+    assert "4 worker(s) x (1 CPU, 1 GPU)" in msg and "node 0: 4 CPU 0 GPU" in msg
+    assert "--gpus-per-worker" in msg
+    # 4 one-GPU workers + a 1-CPU driver on two 2-GPU nodes: exactly one trial at a time
+    two_nodes = [{"CPU": 8.0, "GPU": 2.0}, {"CPU": 8.0, "GPU": 2.0}]
+    assert check_resources(two_nodes, 4, 1, 1, driver_cpus=1) == 1
+    # a 2-GPU worker never fits on 1-GPU nodes, however many there are
+    assert trials_that_fit([{"CPU": 8, "GPU": 1}] * 4, 1, 1, 2) == 0
+    # CPU-only: 4 CPUs, trials of 1 driver CPU + 1 worker CPU -> 2 at once; 0.5 CPU -> 4
+    assert trials_that_fit(cpu_box, 1, 1, 0, driver_cpus=1) == 2
+    assert trials_that_fit(cpu_box, 1, 0.5, 0, driver_cpus=0.5) == 4
+    with pytest.raises(PreflightError, match="workers-per-trial"):
+        trials_that_fit(cpu_box, 0, 1, 0)
+
+
+def test_storage_created_probed_and_left_empty(tmp_path):
+    target = tmp_path / "runs" / "deeper"
+    assert check_storage(str(target), min_free_mb=1) == str(target)
+    assert target.is_dir() and list(target.iterdir()) == []  # the probe is gone
+
+
+def test_storage_under_a_file_is_rejected_and_nothing_written(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(PreflightError, match="not writable") as err:
+        check_storage(str(blocker / "runs"))
+    assert str(blocker / "runs") in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
+
+
+def test_storage_uri_through_pyarrow(tmp_path):
+    uri = f"file://{tmp_path}/bucket/runs"
+    assert check_storage(uri) == uri
+    assert list((tmp_path / "bucket" / "runs").iterdir()) == []
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(PreflightError, match="not writable through pyarrow"):
+        check_storage(f"file://{tmp_path}/plain/runs")
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Mount a small tmpfs (root with mount rights only); yields a mount helper."""
+    mounted = []
+
+    def mount(size: str, readonly: bool = False):
+        point = tmp_path / f"mnt{len(mounted)}"
+        point.mkdir()
+        opts = f"size={size}" + (",ro" if readonly else "")
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root with "
+                        "CAP_SYS_ADMIN; the not-writable case is also covered by test above")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)
+
+
+def test_read_only_storage_is_rejected(tmpfs):
+    point = tmpfs("1m", readonly=True)
+    with pytest.raises(PreflightError, match="not writable .*Read-only file system"):
+        check_storage(str(point / "runs"))
+
+
+def test_full_storage_is_rejected(tmpfs):
+    point = tmpfs("2m")
+    # little free space: the free-space floor catches it
+    with pytest.raises(PreflightError, match=r"only 2\.0 MiB free.*at least 256 MiB"):
+        check_storage(str(point))
+    # no free space at all: the fsynced probe write itself fails
+    with open(point / "filler", "wb") as f, pytest.raises(OSError):
+        while True:
+            f.write(b"\0" * 65536)
+            f.flush()
+            os.fsync(f.fileno())
+    with pytest.raises(PreflightError, match="No space left on device"):
+        check_storage(str(point), min_free_mb=0)
+    assert sorted(p.name for p in point.iterdir()) == ["filler"]
