@@ -14,7 +14,8 @@ A CheXpert-labeler-style rule system in pure Python + `re` (no NLP parser):
    "normal heart size") gives 0, uncertainty ("possible", "may represent", "cannot be
    excluded", "versus", "likely", "suggestive of", "question of", "no new") gives -1,
    otherwise 1. "No X or Y" negates both (the "no" reaches to the clause end); an
-   un-negated "X or Y" is uncertain, as in CheXpert.
+   un-negated "X or Y" is uncertain, as in CheXpert; "no opacity concerning for pneumonia"
+   negates pneumonia too (a descriptive cue inherits the negation of its head).
 4. Aggregation per observation as CheXpert: positive beats uncertain beats negative;
    no mention is NaN. No Finding is 1 when nothing but Support Devices is positive or
    uncertain (abnormalities outside the 14, e.g. emphysema, also block it), else NaN.
