@@ -1,0 +1,140 @@
+"""Ablation tables: factor x level -> mean ± 95% CI over seeds, and paired gains over a baseline.
+
+    python analysis/ablation.py [RUN ...] --factor mask.variant [--baseline none]
+                                [--metrics zeroshot_acc probe_acc] [--out DIR]
+
+Each trial contributes its final row (each metric's last reported value). Per level: the
+mean over seeds with a 95% Student-t interval; the difference from the baseline level
+paired by seed (mean ± t-interval); and how many seeds beat the baseline (strictly).
+Diverged/failed trials are left out and counted in a note. Outputs ablation.md/.csv/.tex.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from analysis import ablation_format, common, curves, stats  # noqa: E402
+from medflip import results  # noqa: E402
+
+DEFAULT_METRICS = ("zeroshot_acc", "zeroshot_f1", "zeroshot_binary_acc", "retrieval_i2t_p1",
+                   "retrieval_i2t_p2", "retrieval_i2t_p5", "retrieval_i2t_p10", "probe_acc")
+
+COLUMNS = ["factor", "level", "metric", "n", "mean", "ci_lo", "ci_hi", "diff", "diff_lo",
+           "diff_hi", "n_paired", "wins"]
+
+
+def pick_metrics(final: pd.DataFrame, metrics: list[str] | None) -> list[str]:
+    """The asked metrics (each must have values), or the defaults that have values."""
+    if metrics:
+        for m in metrics:
+            common.require_metric(final, m, "--metrics")
+        return list(metrics)
+    found = [m for m in DEFAULT_METRICS if final[m].notna().any()]
+    if not found:
+        raise common.AnalysisError(f"none of the default metrics has values; available: "
+                                   f"{', '.join(common.available_metrics(final))}")
+    return found
+
+
+def per_seed(final: pd.DataFrame, factor: str, metric: str) -> pd.DataFrame:
+    """[seed, level] of the metric; trials sharing a (level, seed) are averaged."""
+    grid = final.pivot_table(index="seed", columns=factor, values=metric, aggfunc="mean",
+                             dropna=False)
+    return grid.reindex(columns=common.sorted_levels(final[factor], factor))
+
+
+def _row(factor, level, metric, values: pd.Series, base: pd.Series | None) -> dict:
+    mean, lo, hi, n = stats.t_interval(values.to_numpy(dtype=float, na_value=np.nan))
+    out = {"factor": factor, "level": common.label(level), "metric": metric, "n": n,
+           "mean": mean, "ci_lo": lo, "ci_hi": hi}
+    if base is None:
+        return out
+    diff = (values - base).dropna()  # paired: only seeds present at both levels
+    d_mean, d_lo, d_hi, n_pair = stats.t_interval(diff.to_numpy(dtype=float))
+    out.update({"diff": d_mean, "diff_lo": d_lo, "diff_hi": d_hi, "n_paired": n_pair,
+                "wins": int((diff > 0).sum())})
+    return out
+
+
+def table(df: pd.DataFrame, factor: str, baseline: str | None = None,
+          metrics: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The ablation table in long form and notes for the reader.
+
+    Columns: factor, level, metric, n, mean, ci_lo, ci_hi (95% t-interval over seeds),
+    diff, diff_lo, diff_hi, n_paired, wins (level minus baseline, paired by seed; wins =
+    seeds where the level is strictly better). The baseline's own diff columns are NaN.
+    """
+    final = results.final_rows(df)
+    failed = final["status"].isin(curves.FAILED)
+    notes = []
+    if failed.any():
+        notes.append(f"{int(failed.sum())} diverged/failed trial(s) left out: " + ", ".join(
+            f"{common.label(lv)}: {k}" for lv, k in final[failed][factor].value_counts(
+                sort=False).items()))
+    final = final[~failed]
+    if len(final) == 0:
+        raise common.AnalysisError("no results: every trial diverged or failed")
+    metrics = pick_metrics(final, metrics)
+    levels = common.sorted_levels(final[factor], factor)
+    base = common.pick_baseline(levels, baseline)
+    levels = [base] + [lv for lv in levels if lv != base]  # the baseline row first
+    if final.groupby([factor, "seed"]).size().max() > 1:
+        notes.append("several trials share a (level, seed): their values were averaged")
+    rows = []
+    for metric in metrics:
+        grid = per_seed(final, factor, metric)
+        for lv in levels:
+            paired = None if lv == base else grid[base]
+            rows.append(_row(factor, lv, metric, grid[lv], paired))
+    long = pd.DataFrame(rows).reindex(columns=COLUMNS)
+    long[["n_paired", "wins"]] = long[["n_paired", "wins"]].astype("Int64")
+    long.attrs["baseline"] = common.label(base)
+    if long["n"].min() < 2:
+        notes.append("levels with one seed have no interval: CIs need >= 2 seeds")
+    return long, notes
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="*", help="run dirs or results.parquet files "
+                   "(default: the newest run under ./runs)")
+    p.add_argument("--factor", help="config key whose levels are compared "
+                   "(default: the varied one)")
+    p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
+    p.add_argument("--metrics", nargs="+", help=f"default: those of {' '.join(DEFAULT_METRICS)} "
+                   "with values")
+    p.add_argument("--device-type", help="keep only rows of this device type")
+    p.add_argument("--out", help="output dir (default: <first run>/analysis)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    t0 = time.perf_counter()
+    df, paths = common.load_inputs(args.runs)
+    df = common.select_device(df, None, args.device_type)
+    factor, note = common.pick_by(df, args.factor)
+    if factor is None:
+        raise common.AnalysisError("no config key varies: nothing to ablate (pass --factor)")
+    print(f"loaded {len(df)} reports from {', '.join(paths)}; {note.replace('grouping', 'factor')}")
+    long, notes = table(df, factor, args.baseline, args.metrics)
+    out = Path(args.out) if args.out else common.results_dir(paths[0]) / "analysis"
+    written = ablation_format.write(long, notes, out)
+    for n in notes:
+        print(f"note: {n}")
+    print(f"wrote {', '.join(p.name for p in written)} to {out} "
+          f"in {time.perf_counter() - t0:.2f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(common.cli("ablation.py", main))

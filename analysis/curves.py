@@ -1,0 +1,136 @@
+"""Best-so-far curves, time to a target, Pareto frontiers and 2-D hypervolume.
+
+A trial's curve is the best-so-far metric against cost (a step function: the best model
+you hold once you have paid x). Costs are the reported x values; nothing is interpolated
+between reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+FAILED = ("diverged", "failed")  # these never reach a target, whatever they reported
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial's reports, sorted by step."""
+
+    experiment: str
+    trial_id: str
+    group: object  # the level of the grouping key
+    seed: int
+    status: str  # the last reported status ("running" if none)
+    x: np.ndarray  # [R] cost at each report, non-decreasing
+    best: np.ndarray  # [R] best-so-far metric; NaN before the first reported value
+
+    @property
+    def final_x(self) -> float:
+        return float(self.x[-1])
+
+    @property
+    def final_best(self) -> float:
+        return float(self.best[-1])
+
+
+def trials(df: pd.DataFrame, x: str, y: str, by: str | None) -> list[Trial]:
+    """Trials (by experiment and trial_id) from a results frame; rows without x are skipped."""
+    df = df[df[x].notna()].sort_values(["experiment", "trial_id", "step"], kind="stable")
+    out = []
+    for (exp, tid), rows in df.groupby(["experiment", "trial_id"], sort=True):
+        xs = rows[x].to_numpy(dtype=float, na_value=np.nan)
+        # A restarted trial may restart its clock; cost spent is never given back.
+        xs = np.maximum.accumulate(xs)
+        ys = rows[y].to_numpy(dtype=float, na_value=np.nan)
+        best = np.fmax.accumulate(ys)  # fmax skips NaN (reports without an evaluation)
+        status = rows["status"].dropna()
+        out.append(Trial(
+            experiment=str(exp), trial_id=str(tid),
+            group=rows[by].iloc[-1] if by else "all",
+            seed=int(rows["seed"].iloc[-1]),
+            status=str(status.iloc[-1]) if len(status) else "running",
+            x=xs, best=best,
+        ))
+    return out
+
+
+def step_values(xs: np.ndarray, vals: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Previous-value interpolation: vals at the last xs <= each grid point; NaN before xs[0]."""
+    idx = np.searchsorted(xs, grid, side="right") - 1  # [G]
+    return np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
+
+
+def curve_matrix(group: list[Trial], grid: np.ndarray, fill: float = np.nan,
+                 carry_to: float = np.inf) -> np.ndarray:
+    """[T, G] best-so-far of each trial on `grid`.
+
+    Before a trial's first value: `fill`. Past `carry_to`: NaN (a curve is not drawn beyond
+    what its group ran); up to it a trial that stopped early keeps its final best.
+    """
+    m = np.stack([step_values(t.x, t.best, grid) for t in group])  # [T, G]
+    m = np.where(np.isnan(m), fill, m)
+    m[:, grid > carry_to] = np.nan
+    return m
+
+
+def reach_cost(trial: Trial, target: float) -> float:
+    """First cost at which the best-so-far reaches `target`; inf if never (or diverged/failed)."""
+    if trial.status in FAILED:
+        return np.inf
+    hit = np.flatnonzero(trial.best >= target)
+    return float(trial.x[hit[0]]) if len(hit) else np.inf
+
+
+def pareto_mask(cost: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """True for the non-dominated points (lower cost and higher accuracy are better).
+
+    A point is dominated if another has cost <= and acc >= with one strict; identical
+    points do not dominate each other. Points with NaN are never on the frontier.
+    """
+    cost, acc = np.asarray(cost, dtype=float), np.asarray(acc, dtype=float)
+    ok = ~(np.isnan(cost) | np.isnan(acc))
+    keep = np.zeros(len(cost), dtype=bool)
+    order = [i for i in np.lexsort((-acc, cost)) if ok[i]]  # cost up, then acc down
+    best_before = -np.inf  # best acc among strictly cheaper points
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and cost[order[j]] == cost[order[i]]:
+            j += 1
+        top = acc[order[i]]  # the best at this cost; only it (and its ties) can survive
+        if top > best_before:
+            for k in order[i:j]:
+                keep[k] = acc[k] == top
+        best_before = max(best_before, top)
+        i = j
+    return keep
+
+
+def hypervolume(cost: np.ndarray, acc: np.ndarray, ref: tuple[float, float]) -> float:
+    """Area dominated by the points and bounded by `ref` = (worst cost, worst acc).
+
+    The union of rectangles [cost, ref_cost] x [ref_acc, acc] (cost minimised, accuracy
+    maximised); points beyond the reference contribute nothing.
+    """
+    cost, acc = np.asarray(cost, dtype=float), np.asarray(acc, dtype=float)
+    front = pareto_mask(cost, acc) & (cost <= ref[0]) & (acc > ref[1])
+    xs, ys = cost[front], acc[front]
+    order = np.argsort(xs)
+    xs, ys = xs[order], ys[order]  # on a frontier, acc rises with cost
+    edges = np.append(xs, ref[0])
+    return float(np.sum(np.diff(edges) * (ys - ref[1])))
+
+
+def staircase_area(x: np.ndarray, m: np.ndarray, ref: tuple[float, float]) -> np.ndarray:
+    """Hypervolume of non-decreasing staircases m [..., K] stepping at x [K] (sorted), to ref.
+
+    Equals `hypervolume` of the corner points (x_k, m_k); vectorised over leading axes for
+    bootstrap replicates. Steps past ref[0] are cut; values below ref[1] add nothing.
+    """
+    x = np.minimum(np.asarray(x, dtype=float), ref[0])
+    widths = np.diff(np.append(x, ref[0]))  # [K]
+    heights = np.clip(np.nan_to_num(m - ref[1], nan=0.0), 0.0, None)  # [..., K]
+    return np.sum(heights * widths, axis=-1)

@@ -1,0 +1,72 @@
+"""Results tables whose answers are known by hand, built with the real schema.
+
+Config columns come from `medflip.config.flatten(medflip.variants.get("demo"))`, rows from
+`medflip.results.row`, so a schema change breaks these builders, not silently the tests.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # analysis/ holds scripts, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from medflip import config, results, variants  # noqa: E402
+
+DEMO = config.flatten(variants.get("demo"))
+MANIFEST = {"git_sha": "0" * 40, "medflip_version": "0.1.0", "torch_version": "2.x",
+            "ray_version": "2.60.0", "num_workers": 1}
+
+
+def trial(xs, ys, *, level=0.0, by="mask.image_ratio", seed=0, experiment="exp",
+          trial_id=None, status="completed", device_type="cpu", x="train_time_s",
+          y="zeroshot_acc", metrics=None) -> list[dict]:
+    """Rows of one trial reporting `y` = ys at `x` = xs (steps 10, 20, ...).
+
+    Every report but the last is "running"; the last carries `status`. `metrics` adds the
+    same extra metrics to every row (e.g. {"probe_acc": 0.5}).
+    """
+    flat = dict(DEMO, seed=seed)
+    if by:
+        flat[by] = level
+    tid = trial_id or f"{by}={level}-s{seed}"
+    rows = []
+    for i, (xv, yv) in enumerate(zip(xs, ys, strict=True)):
+        m = {"step": 10 * (i + 1), "samples_seen": 1280 * (i + 1), x: float(xv),
+             y: float(yv), "device_type": device_type,
+             "status": status if i == len(xs) - 1 else "running", **(metrics or {})}
+        rows.append(results.row(flat, m, MANIFEST, experiment, "test", tid))
+    return rows
+
+
+def table(*trials: list[dict]) -> pd.DataFrame:
+    """The validated results frame of some trials."""
+    return results.frame([r for rows in trials for r in rows])
+
+
+def rise(xs: np.ndarray, top: float, scale: float) -> np.ndarray:
+    """A saturating accuracy curve 0.2 + (top - 0.2) * (1 - exp(-x / scale))."""
+    return 0.2 + (top - 0.2) * (1 - np.exp(-np.asarray(xs, dtype=float) / scale))
+
+
+def sweep(levels=(0.0, 0.5), seeds=3, reports=20, speed=None, noise=0.01, seed=0,
+          experiment="exp") -> pd.DataFrame:
+    """A mask-ratio sweep: level l runs `speed[l]`x faster.
+
+    Seed s of every level reports the same accuracies as the baseline's seed s, at the
+    baseline's costs divided by the level's speed, so cost ratios are exact.
+    """
+    rng = np.random.default_rng(seed)
+    speed = speed or {lv: 1.0 + lv * 2 for lv in levels}
+    out = []
+    for s in range(seeds):
+        base_x = np.cumsum(rng.uniform(8, 12, reports))  # [R] report costs of the baseline
+        ys = rise(base_x, 0.7, 60) + rng.normal(0, noise, reports)
+        for lv in levels:
+            out.append(trial(base_x / speed[lv], ys, level=lv, seed=s, experiment=experiment))
+    return table(*out)

@@ -1,0 +1,196 @@
+"""analysis/frontier.py on tables whose answers are known by hand."""
+
+import json
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import tables
+
+from analysis import common, curves, frontier, stats
+from medflip import results
+
+
+def test_nanmedian_matches_numpy_and_keeps_inf():
+    a = np.random.default_rng(0).normal(size=(7, 5, 9))
+    a[a > 1.2] = np.nan
+    a[:, 0, 0] = np.nan
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = np.nanmedian(a, axis=0)
+    np.testing.assert_allclose(stats.nanmedian(a, axis=0), want, equal_nan=True)
+    assert stats.nanmedian(np.array([1.0, np.inf, np.inf])) == np.inf
+    assert stats.nanmedian(np.array([1.0, 3.0, np.inf, np.inf])) == np.inf
+    assert stats.nanmedian(np.array([1.0, 3.0, 5.0, np.inf])) == 4.0
+
+
+def test_pareto_frontier_of_a_listed_set_and_against_brute_force():
+    cost = np.array([1, 2, 2, 3, 4, 4, 5, 6.0])
+    acc = np.array([.3, .5, .4, .5, .7, .7, .6, .8])
+    # (2,.4) loses to (2,.5); (3,.5) to (2,.5); (5,.6) to (4,.7); the two (4,.7) tie.
+    assert curves.pareto_mask(cost, acc).tolist() == [1, 1, 0, 0, 1, 1, 0, 1]
+    rng = np.random.default_rng(1)
+    c, a = rng.integers(0, 6, 60).astype(float), rng.integers(0, 6, 60).astype(float)
+    brute = [not any(c[j] <= c[i] and a[j] >= a[i] and (c[j] < c[i] or a[j] > a[i])
+                     for j in range(60)) for i in range(60)]
+    assert curves.pareto_mask(c, a).tolist() == brute
+
+
+def test_hypervolume_of_a_known_staircase():
+    # Corners (1,.5) (2,.7) (4,.9) and a dominated (3,.6), reference (5, .2):
+    # [1,2) x .3 + [2,4) x .5 + [4,5) x .7 = .3 + 1.0 + .7 = 2.0
+    cost, acc = np.array([1, 2, 3, 4.0]), np.array([.5, .7, .6, .9])
+    assert curves.hypervolume(cost, acc, (5, .2)) == pytest.approx(2.0)
+    stairs = np.array([[.5, .7, .9], [.2, .2, .2]])  # vectorised; a flat chance line adds 0
+    np.testing.assert_allclose(curves.staircase_area([1, 2, 4], stairs, (5, .2)), [2.0, 0.0])
+    # A trial whose best-so-far is that staircase, ending at 5 (the reference cost).
+    one = tables.table(tables.trial([1, 2, 3, 4, 5], [.5, .7, .6, .9, .9]))
+    out = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
+    assert out["reference_point"] == [5.0, 0.2]
+    assert out["groups"]["all"]["hypervolume"] == pytest.approx(2.0)
+
+
+def test_a_group_twice_as_fast_has_speedup_two():
+    df = tables.sweep(levels=(0.0, 0.5), seeds=5, speed={0.0: 1.0, 0.5: 2.0}, noise=0.01)
+    s = frontier.analyse(df, by="mask.image_ratio", target=0.6, n_boot=500)["summary"]
+    g = s["groups"]["0.5"]
+    assert g["speedup"] == pytest.approx(2.0)  # every seed reaches at exactly half the cost
+    assert g["speedup_ci"][0] <= 2.0 <= g["speedup_ci"][1]
+    assert g["reached"] == "5/5" and s["groups"]["0"]["speedup"] == 1.0
+    # At the baseline's budget the faster group has long plateaued: no worse accuracy.
+    assert g["acc_at_budget"] >= s["groups"]["0"]["acc_at_budget"] - 0.01
+
+
+def test_default_target_is_the_baselines_lower_median_final():
+    rows = [tables.trial([10, 20], [0.3, f], seed=s) for s, f in enumerate([.5, .6, .7, .8])]
+    s = frontier.analyse(tables.table(*rows), n_boot=10)["summary"]
+    assert s["target"] == 0.6 and s["groups"]["all"]["reached"] == "3/4"
+    assert s["target_from"] == "baseline median final"
+
+
+def test_bands_narrow_with_more_seeds():
+    widths = []
+    for seeds in (4, 40):
+        df = tables.sweep(levels=(0.0,), seeds=seeds, noise=0.04, seed=3)
+        c = frontier.analyse(df, n_boot=300)["curves"]
+        widths.append(float(np.nanmean(c["hi"] - c["lo"])))
+    assert widths[1] < 0.6 * widths[0], widths
+
+
+def test_a_group_that_never_reaches_and_a_diverged_trial():
+    xs = [10, 20, 30]
+    df = tables.table(
+        *[tables.trial(xs, [.4, .6, .7], level=0.0, seed=s) for s in range(3)],
+        *[tables.trial(xs, [.3, .4, .5], level=0.5, seed=s) for s in range(3)],
+        tables.trial(xs, [.5, .8, .9], level=0.75, seed=0, status="diverged"),
+        tables.trial([5, 10, 15], [.5, .7, .7], level=0.75, seed=1),
+    )
+    s = frontier.analyse(df, by="mask.image_ratio", n_boot=200)["summary"]
+    assert s["target"] == 0.7
+    never = s["groups"]["0.5"]
+    assert never["reached"] == "0/3" and never["speedup"] == 0.0
+    assert never["speedup_ci"] == [0.0, 0.0]
+    mixed = s["groups"]["0.75"]  # the diverged seed passed 0.7 but counts as never reaching
+    assert mixed["reached"] == "1/2"
+    assert mixed["speedup"] == 0.0  # median cost of (10, inf) is inf: not reached "on median"
+    out = frontier.analyse(df, by="mask.image_ratio", n_boot=10)["trials"]
+    assert not out[out["status"] == "diverged"]["pareto"].any()
+
+
+def test_accuracy_at_the_baselines_budget():
+    df = tables.table(
+        *[tables.trial([10, 20, 30 + s], [.4, .5, .6], level=0.0, seed=s) for s in range(3)],
+        *[tables.trial([5, 25, 40], [.2 + s / 10, .7, .9], level=0.5, seed=s) for s in range(3)],
+    )
+    s = frontier.analyse(df, by="mask.image_ratio", n_boot=200)["summary"]
+    assert s["budget"] == 31.0  # median of 30, 31, 32
+    assert s["groups"]["0.5"]["acc_at_budget"] == pytest.approx(0.7)  # best so far at x=31
+    assert s["groups"]["0"]["acc_at_budget"] == pytest.approx(0.6)  # 30 <= 31 < 32: 2 of 3
+    lo, hi = s["groups"]["0.5"]["acc_at_budget_ci"]
+    assert lo == hi == pytest.approx(0.7)  # every seed has 0.7 there
+
+
+def test_one_seed_has_curves_without_bands():
+    df = tables.table(tables.trial([10, 20], [.4, .6], level=0.0),
+                      tables.trial([5, 10], [.4, .6], level=0.5))
+    out = frontier.analyse(df, by="mask.image_ratio", n_boot=50)
+    assert out["curves"]["median"].notna().any() and out["curves"]["lo"].isna().all()
+    g = out["summary"]["groups"]["0.5"]
+    assert g["speedup"] == pytest.approx(2.0) and np.isnan(g["speedup_ci"][0])
+
+
+def test_combined_experiments_are_not_double_counted(tmp_path):
+    df = tables.sweep(levels=(0.0, 0.5), seeds=3)
+    results.write(df, tmp_path / "a")
+    results.write(df.assign(experiment="b"), tmp_path / "b")
+    twice = results.load([tmp_path / "a", tmp_path / "a" / "results.parquet"])
+    s1 = frontier.analyse(twice, by="mask.image_ratio", n_boot=10)["summary"]
+    assert s1["groups"]["0.5"]["n"] == 3
+    both = results.load([tmp_path / "a", tmp_path / "b"])
+    s2 = frontier.analyse(both, by="mask.image_ratio", n_boot=10)["summary"]
+    assert s2["groups"]["0.5"]["n"] == 6
+
+
+def test_device_types_are_never_mixed_on_a_time_axis():
+    df = pd.concat([tables.sweep(levels=(0.0,), seeds=2),
+                    tables.sweep(levels=(0.0,), seeds=2, experiment="gpu")
+                    .assign(device_type="NVIDIA H100")], ignore_index=True)
+    with pytest.raises(common.AnalysisError, match=r"'NVIDIA H100', 'cpu'.*--device-type"):
+        common.select_device(df, "train_time_s", None)
+    assert len(common.select_device(df, "samples_seen", None)) == len(df)  # not a time
+    one = common.select_device(df, "train_time_s", "NVIDIA H100")
+    assert set(one["device_type"]) == {"NVIDIA H100"}
+
+
+def _cli(capsys, *argv):
+    code = common.cli("frontier.py", frontier.main, list(argv))
+    return code, capsys.readouterr()
+
+
+def test_clear_errors(tmp_path, capsys, monkeypatch):
+    results.write(tables.sweep(levels=(0.0, 0.5), seeds=2), tmp_path / "run")
+    code, out = _cli(capsys, str(tmp_path / "run"), "--y", "zeroshot_accuracy")
+    assert code == 2 and "'zeroshot_accuracy' is not a metric" in out.err
+    assert "zeroshot_acc" in out.err and out.err.count("\n") == 1
+    code, out = _cli(capsys, str(tmp_path / "run"), "--by", "mask.image_rati")
+    assert code == 2 and "did you mean mask.image_ratio" in out.err
+    monkeypatch.chdir(tmp_path)  # no ./runs here
+    code, out = _cli(capsys)
+    assert code == 2 and "no results" in out.err
+    code, out = _cli(capsys, str(tmp_path / "missing"))
+    assert code == 2 and "missing" in out.err
+
+
+def test_cli_writes_every_output(tmp_path):
+    df = tables.sweep(levels=(0.0, 0.5, 0.75), seeds=4, speed={0.0: 1, 0.5: 1.6, 0.75: 2.0})
+    results.write(pd.concat([df, tables.table(tables.trial([1, 2], [.3, .4], level=0.25))]),
+                  tmp_path / "run")
+    proc = subprocess.run([sys.executable, "analysis/frontier.py", str(tmp_path / "run"),
+                           "--bootstrap", "200"], capture_output=True, text=True,
+                          cwd=tables.ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "run" / "analysis"
+    assert str(out) in proc.stdout and "grouping by mask.image_ratio" in proc.stdout
+    for name in ("frontier.png", "frontier.svg", "frontier.csv", "summary.md", "summary.json"):
+        assert (out / name).stat().st_size > 100, name
+    assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["baseline"] == "0" and set(summary["groups"]) == {"0", "0.25", "0.5", "0.75"}
+    assert set(summary["groups"]["0.5"]) >= {"speedup", "speedup_ci", "reached",
+                                            "acc_at_budget", "acc_at_budget_ci",
+                                            "hypervolume", "hypervolume_ci"}
+    curves_csv = pd.read_csv(out / "frontier.csv")
+    assert list(curves_csv.columns[:5]) == ["group", "x", "median", "lo", "hi"]
+    md = (out / "summary.md").read_text()
+    assert "| 0.5 |" in md and "reference point" in md and "CIs need >= 2 seeds" in md
+
+
+def test_a_hundred_trials_of_fifty_reports_take_seconds():
+    df = tables.sweep(levels=(0.0, 0.25, 0.5, 0.75, 0.9), seeds=20, reports=50)
+    start = time.process_time()  # CPU time: the machine is shared, wall time is noise
+    out = frontier.analyse(df, by="mask.image_ratio", n_boot=1000)
+    took = time.process_time() - start
+    assert len(out["trials"]) == 100 and len(out["summary"]["groups"]) == 5
+    assert took < 20, f"{took:.1f}s CPU"  # measured ~1.6 s
