@@ -246,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     from analysis import frontier_report  # seaborn/matplotlib load only when writing
 
     written = frontier_report.write(result, out)
+    print(frontier_report.groups_table(result["summary"]))
+    if any(g["n"] < 2 for g in result["summary"]["groups"].values()):
+        print("note: groups with one seed have no confidence interval: CIs need >= 2 seeds")
     print(f"wrote {', '.join(p.name for p in written)} to {out} "
           f"in {time.perf_counter() - t2:.2f}s")
     return 0

@@ -18,7 +18,7 @@ def _speedup_text(g: dict) -> str:
     return f"{text} [{common.fmt(lo, '.2f')}, {common.fmt(hi, '.2f')}]"
 
 
-def _groups_table(summary: dict) -> str:
+def groups_table(summary: dict) -> str:
     rows = []
     for name, g in summary["groups"].items():
         mark = " (baseline)" if name == summary["baseline"] else ""
@@ -63,7 +63,7 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
         f"{common.fmt(ref_y, '.3g')}), in {x_label} × {summary['y']}",
         f"- 95% CIs: bootstrap percentile, {summary['n_bootstrap']} resamples of trials "
         f"within each group (seed {summary['seed']})",
-        "", _groups_table(summary), "",
+        "", groups_table(summary), "",
         f"## Pareto frontier (trials: final {x_label}, best {summary['y']}; "
         "diverged/failed left off)", "", _frontier_table(trials, x_label), "",
     ]

@@ -143,15 +143,18 @@ def rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
 def _cast(name: str, values: pd.Series) -> pd.Series:
     kind = COLUMNS[name]
     if kind is str:
-        present = values[values.notna()]
-        bad = present[~present.map(lambda v: isinstance(v, str))]
-        if len(bad):
-            raise ResultsError(f"column {name!r}: expected text, got {bad.iloc[0]!r}")
-        long = present[present.map(lambda v: "\n" in v or len(v) > MAX_TEXT)]
+        if not pd.api.types.is_string_dtype(values) or values.dtype == object:
+            present = values[values.notna()]
+            bad = present[~present.map(lambda v: isinstance(v, str))]
+            if len(bad):
+                raise ResultsError(f"column {name!r}: expected text, got {bad.iloc[0]!r}")
+        text = values.astype(DTYPES[name])
+        long = text[text.str.contains("\n", regex=False, na=False)
+                    | (text.str.len() > MAX_TEXT).fillna(False)]
         if len(long):
             raise ResultsError(f"column {name!r}: {long.iloc[0][:40]!r}... looks like free "
                                f"text (newline or > {MAX_TEXT} chars); results hold no reports")
-        return values.astype(DTYPES[name])
+        return text
     if kind is bool:
         present = values[values.notna()]
         if len(present) and not present.map(lambda v: isinstance(v, (bool, np.bool_))).all():
