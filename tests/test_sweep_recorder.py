@@ -31,7 +31,7 @@ def trial(trial_id, cfg):
 
 
 def test_rows_per_report_no_duplicates_after_restart_and_statuses(tmp_path):
-    rec = ResultsRecorder(str(tmp_path))
+    rec = ResultsRecorder(str(tmp_path), flush_s=0.0)
     rec.setup()
     a, b, c, d = (trial("a", config(0.5)), trial("b", config(0.75, 1)),
                   trial("c", config(0.0)), trial("d", config(0.9)))
@@ -97,7 +97,7 @@ def test_rebuild_from_tune_files_matches_what_was_reported(tmp_path):
 
 
 def test_reconcile_fills_gaps_keeps_settled_rows_and_replaces_a_corrupt_table(tmp_path):
-    rec = ResultsRecorder(str(tmp_path))
+    rec = ResultsRecorder(str(tmp_path), flush_s=0.0)
     b = trial("b", config(0.75))
     rec.on_trial_result(0, [], b, report(10))
     rec.on_trial_complete(0, [], b)  # settled "stopped": Tune's files cannot tell
@@ -111,3 +111,13 @@ def test_reconcile_fills_gaps_keeps_settled_rows_and_replaces_a_corrupt_table(tm
     (tmp_path / results.FILENAME).write_bytes(b"not parquet")
     assert recorder.main([str(tmp_path)]) == 0
     assert len(results.load(tmp_path)) == 3
+
+
+def test_reports_are_batched_but_never_lost_at_the_end(tmp_path):
+    rec = ResultsRecorder(str(tmp_path), flush_s=1e9)
+    a = trial("a", config(0.5))
+    for step in (10, 20, 30):
+        rec.on_trial_result(0, [], a, report(step))
+    assert list(results.load(tmp_path).step) == [10]  # the first report is written at once
+    rec.on_experiment_end([])
+    assert list(results.load(tmp_path).step) == [10, 20, 30]

@@ -45,11 +45,19 @@ def connect(address: str | None, env_vars: dict[str, str] | None = None) -> dict
     Local Ray gets every core of this machine. The dashboard stays on: without it Ray's
     own clean-up of a finished job is incomplete. Returns the cluster's total resources.
     """
-    runtime_env = {"env_vars": dict(env_vars)} if env_vars else None
+    env = dict(env_vars or {})
     if address:
-        ray.init(address=address, runtime_env=runtime_env, log_to_driver=True)
+        # Ray's own helpers inside actors (e.g. Train's placement-group cleaner) find the
+        # cluster by RAY_ADDRESS, else by scanning for GCS processes, which fails when a
+        # machine runs two Ray instances: the cleaner then dies and an aborted sweep leaves
+        # its placement groups behind. So resolve the address once and hand it down.
+        ray.init(address=address)
+        gcs = ray.get_runtime_context().gcs_address
+        ray.shutdown()
+        env.setdefault("RAY_ADDRESS", gcs)
+        ray.init(address=gcs, runtime_env={"env_vars": env})
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, runtime_env=runtime_env)
+        ray.init(num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": env} if env else None)
     return dict(ray.cluster_resources())
 
 
@@ -152,7 +160,8 @@ def leftover_placement_groups(experiment_dir: str) -> list[dict]:
     mine = set(_read_jobs(experiment_dir)) - {ray.get_runtime_context().get_job_id()}
     if not mine:
         return []
-    groups = list_placement_groups(detail=True, limit=10000, raise_on_missing_output=False)
+    groups = list_placement_groups(address=ray.get_runtime_context().gcs_address, detail=True,
+                                   limit=10000, raise_on_missing_output=False)
     return [
         {"id": g.placement_group_id, "job": g.creator_job_id, "state": g.state,
          "bundles": g.bundles}
