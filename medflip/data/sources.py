@@ -20,6 +20,7 @@ are only decoded later (`read_image`), where the dataset skips and counts corrup
 from __future__ import annotations
 
 import csv
+import functools
 import glob
 import gzip
 import hashlib
@@ -44,6 +45,8 @@ _SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validate", "val
                   "validate": "validate", "validation": "validate", "test": "test"}
 # Sources without an official split: this share of patients (by a hash of the id) is "test".
 UNSPLIT_TEST_SHARE = 0.2
+# Training patients also held out for evaluation (see `partition`).
+HOLDOUT_SHARE = 0.05
 
 
 class SourceError(ValueError):
@@ -242,3 +245,30 @@ def load_records(source: str, root: str) -> LoadedSource:
         raise SourceError(f"{root}: no usable {source} records (skipped: {skipped})")
     log.info("%s: %d records from %s", source, len(records), root)
     return LoadedSource(source, os.path.abspath(root), records, skipped)
+
+
+@functools.lru_cache(maxsize=2)
+def cached_records(source: str, root: str) -> LoadedSource:
+    """`load_records`, once per process: training data and evaluation sets share one read."""
+    return load_records(source, root)
+
+
+def is_frontal(view: str) -> bool:
+    """PA / AP (and their decubitus/axial variants) or unknown; laterals are left out, as
+    in MedCLIP/GLoRIA, because the towers are trained and evaluated on frontal films."""
+    view = view.strip().upper()
+    return view == "" or view.startswith(("PA", "AP"))
+
+
+def partition(records: list[Record]) -> tuple[list[Record], list[Record]]:
+    """(train, evaluation) frontal records, disjoint by patient.
+
+    Evaluation = the official validate/test splits plus HOLDOUT_SHARE of the training
+    patients (by a hash of the id, so CheXpert's 234 validation images are not all there is
+    to sample 5x200 from); training = every other patient.
+    """
+    held = {r.patient_id for r in records
+            if r.split != "train" or hash_fraction("holdout:" + r.patient_id) < HOLDOUT_SHARE}
+    frontal = [r for r in records if is_frontal(r.view)]
+    return ([r for r in frontal if r.patient_id not in held],
+            [r for r in frontal if r.patient_id in held])

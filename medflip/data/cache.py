@@ -1,0 +1,70 @@
+"""The on-disk cache for derived data (tokenizers, pre-rendered corpora).
+
+Several Ray workers may build the same entry at once: the first takes a file lock and
+builds, the others wait and then read what it wrote; writes go to a temporary name in the
+same directory and are renamed into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+
+
+def cache_dir() -> str:
+    """`$MEDFLIP_CACHE`, else `~/.cache/medflip` (created)."""
+    path = os.environ.get("MEDFLIP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
+                                                           "medflip")
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def digest(parts: Iterable[str]) -> str:
+    """sha1 of the parts (each followed by a separator), 16 hex digits."""
+    h = hashlib.sha1()
+    for part in parts:
+        h.update(part.encode())
+        h.update(b"\x1e")
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def locked(path: str):
+    """Hold an exclusive lock on `path + '.lock'` (blocks while another process builds)."""
+    with open(path + ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str):
+    """Yield a temporary directory that becomes `path` when the block succeeds."""
+    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(path))
+    try:
+        yield tmp
+        os.replace(tmp, path) if not os.path.exists(path) else shutil.rmtree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_file(path: str):
+    """Yield a temporary file name that is renamed to `path` when the block succeeds."""
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise

@@ -1,0 +1,217 @@
+"""Pretraining pairs: tokenizer, torch Dataset (paired and deliberately unpaired), loader.
+
+Text for training is the report's IMPRESSION then FINDINGS (`sources.training_text`):
+EXAMINATION / INDICATION lines are boilerplate that says nothing about the image, and the
+impression goes first so that truncation keeps it. Images are normalised once, here
+(`normalize`, IMAGE_MEAN / IMAGE_STD from corpus.py); there are no random augmentations, so
+an item is a pure function of its index and loaders are exactly reproducible.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, default_collate
+
+from medflip.config import Config
+from medflip.data import sources
+from medflip.data.benchmark import EVAL_OFFSET
+from medflip.data.corpus import (  # noqa: F401
+    IMAGE_MEAN,
+    IMAGE_STD,
+    Corpus,
+    normalize,
+    records_corpus,
+    synthetic_corpus,
+)
+from medflip.data.prompts import labels_to_text, prompt_corpus
+from medflip.data.sampler import ShardedBatchSampler
+from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer
+
+log = logging.getLogger("medflip.data")
+
+TOKENIZER_TEXTS = 4000  # synthetic reports the WordPiece vocabulary is learned from
+
+
+@functools.lru_cache(maxsize=2)
+def _train_corpus(source: str, root: str, seed: int, num_train: int, image_size: int) -> Corpus:
+    if source == "synthetic":
+        if num_train > EVAL_OFFSET:
+            raise ValueError(f"data.num_train: {num_train} would reach the evaluation studies "
+                             f"(indices from {EVAL_OFFSET})")
+        return synthetic_corpus(seed, 0, num_train, image_size)
+    train, _ = sources.partition(sources.cached_records(source, root).records)
+    if not train:
+        raise sources.SourceError(f"{root}: no training records (all patients are held out)")
+    made = sum(r.report is None for r in train)
+    if made:  # CheXpert has no reports: text from labels, MedCLIP's way of using such images
+        log.info("%s: %d of %d training images have no report; using text made from labels",
+                 source, made, len(train))
+    texts = [r.report if r.report else labels_to_text(r.labels, k) for k, r in enumerate(train)]
+    return records_corpus(train, image_size, texts)
+
+
+def train_corpus(cfg: Config) -> Corpus:
+    """The studies training draws from (per process cached): synthetic indices
+    [0, data.num_train) or the frontal training records of a real source."""
+    d = cfg.data
+    return _train_corpus(d.source, d.root, d.seed, d.num_train, d.image_size)
+
+
+def build_tokenizer(cfg: Config):
+    """`data.tokenizer` (a local dir), else a local `model.text` checkpoint's tokenizer,
+    else WordPiece (vocab `data.vocab_size`) trained on the corpus and the class prompts."""
+    path = cfg.data.tokenizer or (cfg.model.text if os.path.isdir(cfg.model.text) else "")
+    if path:
+        return pretrained_tokenizer(path, cfg.data.max_text_len)
+    texts = train_corpus(cfg).texts
+    texts = texts[:TOKENIZER_TEXTS] if cfg.data.source == "synthetic" else sorted(set(texts))
+    return corpus_tokenizer([*texts, *prompt_corpus()], cfg.data.vocab_size,
+                            cfg.data.max_text_len)
+
+
+def pair_assignment(n: int, fraction: float, paired: float, seed: int,
+                    groups: np.ndarray | None = None):
+    """Which image goes with which text: (image_index [M], text_index [M], paired [M] bool).
+
+    A seeded permutation of the n studies; its first round(fraction * n) are used (so a
+    smaller fraction is a subset of a larger one) and of those the first round(paired * M)
+    stay paired. The rest are unpaired: laid out study-group by study-group in a shuffled
+    order and each image given the text `shift` places on (shift = the largest group), so
+    image and text always come from different studies when no study holds over half of
+    them. A single leftover cannot be mismatched and stays paired.
+    """
+    rng = np.random.default_rng([seed, 4242])
+    order = rng.permutation(n)
+    used = order[: max(1, round(fraction * n))]
+    n_pair = round(paired * len(used))
+    if len(used) - n_pair == 1:
+        n_pair += 1
+    rest = used[n_pair:]
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if len(rest):
+        group_keys = rng.permutation(int(groups.max()) + 1)[groups[rest]]
+        rest = rest[np.argsort(group_keys, kind="stable")]  # groups contiguous, random order
+        shift = int(np.unique(groups[rest], return_counts=True)[1].max())
+        texts = np.roll(rest, -shift)
+        same = int((groups[texts] == groups[rest]).sum())
+        if same:
+            log.warning("unpaired share: %d of %d texts still come from the image's study",
+                        same, len(rest))
+    else:
+        texts = rest
+    image_index = np.concatenate([used[:n_pair], rest]).astype(np.int64)
+    text_index = np.concatenate([used[:n_pair], texts]).astype(np.int64)
+    is_paired = np.arange(len(used)) < n_pair
+    return image_index, text_index, is_paired
+
+
+class PretrainDataset(Dataset):
+    """Item m: the image of study image_index[m] with the text of study text_index[m].
+
+    Keys: image float32 [1, H, W] (normalised), input_ids long [T], attention_mask long [T]
+    (T = data.max_text_len, padded/truncated), labels float32 [14] (the text's report
+    codes: soft targets), image_labels float32 [14] (what the image shows: synthetic truth;
+    real data: its study's labels), paired bool (False: the text is another study's).
+    An image that cannot be decoded is counted in `skipped` (per process) and the next
+    pair is returned instead.
+    """
+
+    def __init__(self, corpus: Corpus, tokenizer, max_len: int, image_index: np.ndarray,
+                 text_index: np.ndarray, paired: np.ndarray):
+        self.corpus = corpus
+        tok = tokenizer(corpus.texts, padding="max_length", truncation=True, max_length=max_len,
+                        return_tensors="np")
+        self.input_ids = torch.from_numpy(tok["input_ids"].astype(np.int32))  # [N, T]
+        self.attention_mask = torch.from_numpy(tok["attention_mask"].astype(np.uint8))  # [N, T]
+        self.labels = torch.from_numpy(corpus.labels)  # [N, 14]
+        self.image_labels = torch.from_numpy(corpus.image_labels)  # [N, 14]
+        self.image_index, self.text_index = image_index, text_index
+        self.paired = paired
+        self.skipped = sources.SkipCounts()
+        self._bad: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.image_index)
+
+    def _pixels(self, m: int) -> tuple[int, np.ndarray]:
+        """(pair index, image) of the first pair from m on whose image decodes."""
+        for step in range(len(self)):
+            k = (m + step) % len(self)
+            j = int(self.image_index[k])
+            if j in self._bad:
+                continue
+            try:
+                return k, self.corpus.image(j)
+            except sources.ImageError as err:
+                self._bad.add(j)
+                self.skipped.add("unreadable image", self.corpus.paths[j])
+                log.warning("skipping %s (%d unreadable so far in this process)", err,
+                            self.skipped.counts["unreadable image"])
+        raise RuntimeError("no training image could be decoded")
+
+    def __getitem__(self, m: int) -> dict:
+        k, pixels = self._pixels(int(m))
+        i, t = int(self.image_index[k]), int(self.text_index[k])
+        return {
+            "image": normalize(torch.from_numpy(pixels))[None],  # [1, H, W]
+            "input_ids": self.input_ids[t].long(),
+            "attention_mask": self.attention_mask[t].long(),
+            "labels": self.labels[t],
+            "image_labels": self.image_labels[i],
+            "paired": bool(self.paired[k]),
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack item dicts: image [B, 1, H, W], input_ids [B, T], ..., paired bool [B]."""
+    return default_collate(items)
+
+
+def build_train_dataset(cfg: Config, tokenizer) -> PretrainDataset:
+    """The pretraining pairs of `cfg`: data.fraction of the corpus, data.paired of them
+    paired (seeded by data.seed, so every training seed sees the same subset)."""
+    corpus = train_corpus(cfg)
+    image_index, text_index, paired = pair_assignment(
+        len(corpus), cfg.data.fraction, cfg.data.paired, cfg.data.seed, corpus.groups)
+    log.info("training pairs: %d (%d paired) of %d studies", len(image_index), paired.sum(),
+             len(corpus))
+    return PretrainDataset(corpus, tokenizer, cfg.data.max_text_len, image_index, text_index,
+                           paired)
+
+
+class _InOrder(torch.utils.data.Sampler):
+    """Global batches 0..B-1, B..2B-1, ... in order (this rank takes every world_size-th
+    item of each, like ShardedBatchSampler), from `start_batch` on."""
+
+    def __init__(self, n, batch_size, drop_last, start_batch, rank, world_size):
+        stop = n - n % batch_size if drop_last else n
+        self.batches = [list(range(a, min(a + batch_size, stop)))[rank::world_size]
+                        for a in range(0, stop, batch_size)][start_batch:]
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)
+
+
+def make_loader(dataset: Dataset, batch_size: int, seed: int, workers: int,
+                shuffle: bool = True, drop_last: bool = True, start_batch: int = 0,
+                epoch: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+    """A reproducible loader over one epoch: `batch_size` is global (each of `world_size`
+    ranks gets its share); the order depends only on (seed, epoch), so starting at
+    `start_batch` resumes mid-epoch exactly (shuffled order: `sampler.ShardedBatchSampler`)."""
+    if shuffle and drop_last:
+        batches = ShardedBatchSampler(len(dataset), batch_size, seed, epoch, start_batch, rank,
+                                      world_size)
+    elif shuffle:
+        raise ValueError("make_loader: shuffle=True needs drop_last=True (whole global batches)")
+    else:
+        batches = _InOrder(len(dataset), batch_size, drop_last, start_batch, rank, world_size)
+    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                      persistent_workers=False, prefetch_factor=4 if workers else None)
