@@ -27,7 +27,7 @@ cluster_pids() {
     done < <(ps -e -o pid= -o ppid=)
     for dir in /proc/[0-9]*; do
         pid=${dir#/proc/}
-        cmd=$(tr '\0' ' ' <"$dir/cmdline" 2>/dev/null) || continue
+        cmd=$(tr '\0' ' ' 2>/dev/null <"$dir/cmdline") || continue
         case "$cmd" in
             *"$SESSION_DIR"* | *"address=$GCS_ADDRESS "*) queue+=("$pid") ;;
         esac

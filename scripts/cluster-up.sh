@@ -70,6 +70,9 @@ fi
 chmod 600 "$TOKEN_PATH" 2>/dev/null || true
 # The dashboard's Train view needs Ray Train's state actor; workers inherit this from the head.
 export RAY_TRAIN_ENABLE_STATE_TRACKING=1
+# Ray processes that look the cluster up (Ray Train's placement-group cleaner uses the state
+# API with address "auto") must find this one, even with other Ray instances on the machine.
+export RAY_ADDRESS=127.0.0.1:$PORT
 
 resources=()
 [ -n "${MEDFLIP_NUM_CPUS:-}" ] && resources+=("--num-cpus=$MEDFLIP_NUM_CPUS")

@@ -32,6 +32,7 @@ GAUGES: dict[str, tuple[str, str]] = {
 TAG_KEYS = ("experiment", "trial")
 
 _gauges: dict = {}  # one Gauge object per name and process: Ray keys series by tags anyway
+_live: dict[tuple[str, str], LiveMetrics] = {}  # per (experiment, trial), for record_metrics
 
 
 def gauge_values(metrics: Mapping[str, object]) -> dict[str, float]:
@@ -64,6 +65,20 @@ class LiveMetrics:
         for name, value in values.items():
             _gauges[name].set(value, tags=self.tags)
         return values
+
+
+def record_metrics(metrics: Mapping[str, object], context: Mapping[str, object]) -> None:
+    """Report hook for trial.py (`report_hooks`): rank 0 sets its trial's gauges.
+
+    `context` carries `experiment`, `trial_id` and `rank`; other ranks report nothing, so
+    each trial is one series per gauge however many workers it has.
+    """
+    if context.get("rank", 0) != 0:
+        return
+    key = (str(context.get("experiment", "")), str(context.get("trial_id", "")))
+    if key not in _live:
+        _live[key] = LiveMetrics(*key)
+    _live[key].record(metrics)
 
 
 @dataclass(frozen=True)

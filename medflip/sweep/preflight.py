@@ -1,9 +1,9 @@
-"""Checks a sweep runs before it starts work: Ray address, cluster resources, storage.
+"""Checks a sweep runs before it starts Ray: the cluster address and the storage.
 
 Each failed check raises one `PreflightError` saying what is wrong and what to do, so a
-bad setup fails in seconds at start -- instead of Ray retrying a dead address, Tune
-waiting forever for GPUs the cluster does not have, or results being half-written to a
-full or read-only disk.
+bad setup fails in seconds at start -- instead of Ray retrying a dead address for half a
+minute, or results being half-written to a full or read-only disk. (A cluster too small
+for one trial is caught by `cluster.trial_concurrency`, also before any trial starts.)
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import socket
 import tempfile
 
 MiB = 2**20
-MAX_TRIALS = 10_000
 PROBE_BYTES = 64 * 1024  # written and fsynced: a full disk fails here, not mid-sweep
 
 NO_CLUSTER = (
@@ -63,62 +62,6 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
         raise PreflightError(f"--address {address}: nothing answers there (cluster stopped or "
                              f"wrong port?).\n{NO_CLUSTER}")
     return address
-
-
-def _fit(free: list[dict], bundle: dict) -> bool:
-    """Place `bundle` on the first node with room (first fit); update `free` in place."""
-    for node in free:
-        if all(node.get(k, 0.0) + 1e-9 >= v for k, v in bundle.items()):
-            for k, v in bundle.items():
-                node[k] = node.get(k, 0.0) - v
-            return True
-    return False
-
-
-def trials_that_fit(nodes: list[dict], workers: int, cpus_per_worker: float,
-                    gpus_per_worker: float, driver_cpus: float = 0.0) -> int:
-    """How many whole trials fit on `nodes` (each a {resource: total} dict) at once.
-
-    A trial is its driver's bundle plus `workers` worker bundles; each bundle must fit on
-    one node (Ray Train's placement group), so 4 one-GPU workers fit on 2 two-GPU nodes
-    but a 2-GPU worker never fits on 1-GPU nodes. First fit: the driver, then its workers.
-    """
-    if workers < 1:
-        raise PreflightError(f"--workers-per-trial: {workers} is not >= 1")
-    free = [dict(n) for n in nodes]
-    worker = {k: v for k, v in (("CPU", cpus_per_worker), ("GPU", gpus_per_worker)) if v > 0}
-    count = 0
-    while count < MAX_TRIALS:  # a trial that needs no resources would fit forever
-        if driver_cpus > 0 and not _fit(free, {"CPU": driver_cpus}):
-            return count
-        if not all(_fit(free, worker) for _ in range(workers)):
-            return count
-        count += 1
-    return count
-
-
-def check_resources(nodes: list[dict], workers: int, cpus_per_worker: float,
-                    gpus_per_worker: float, driver_cpus: float = 0.0) -> int:
-    """Raise unless one trial fits on the cluster's nodes; return how many fit at once."""
-    fit = trials_that_fit(nodes, workers, cpus_per_worker, gpus_per_worker, driver_cpus)
-    if fit >= 1:
-        return fit
-    have = ", ".join(
-        f"node {i}: {n.get('CPU', 0):g} CPU {n.get('GPU', 0):g} GPU" for i, n in enumerate(nodes)
-    ) or "no alive nodes"
-    raise PreflightError(
-        f"one trial needs {workers} worker(s) x ({cpus_per_worker:g} CPU, {gpus_per_worker:g} GPU)"
-        f" plus {driver_cpus:g} CPU for its driver, each worker on one node, but the cluster "
-        f"has {have}. Lower --workers-per-trial / --cpus-per-worker / --gpus-per-worker, or "
-        f"add nodes; the sweep would otherwise wait for resources forever."
-    )
-
-
-def cluster_nodes() -> list[dict]:
-    """Total resources of each alive node of the connected Ray cluster."""
-    import ray
-
-    return [dict(n["Resources"]) for n in ray.nodes() if n.get("Alive")]
 
 
 def check_storage(storage: str, min_free_mb: float = 256.0) -> str:

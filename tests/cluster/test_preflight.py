@@ -8,10 +8,8 @@ import pytest
 
 from medflip.sweep.preflight import (
     PreflightError,
-    check_resources,
     check_storage,
     resolve_address,
-    trials_that_fit,
 )
 
 
@@ -36,25 +34,6 @@ def test_address_that_answers_passes():
         s.listen()
         address = f"127.0.0.1:{s.getsockname()[1]}"
         assert resolve_address(address) == address
-
-
-def test_resources_by_hand():
-    cpu_box = [{"CPU": 4.0, "memory": 1e10}]
-    with pytest.raises(PreflightError) as err:
-        check_resources(cpu_box, workers=4, cpus_per_worker=1, gpus_per_worker=1)
-    msg = str(err.value)
-    assert "4 worker(s) x (1 CPU, 1 GPU)" in msg and "node 0: 4 CPU 0 GPU" in msg
-    assert "--gpus-per-worker" in msg
-    # 4 one-GPU workers + a 1-CPU driver on two 2-GPU nodes: exactly one trial at a time
-    two_nodes = [{"CPU": 8.0, "GPU": 2.0}, {"CPU": 8.0, "GPU": 2.0}]
-    assert check_resources(two_nodes, 4, 1, 1, driver_cpus=1) == 1
-    # a 2-GPU worker never fits on 1-GPU nodes, however many there are
-    assert trials_that_fit([{"CPU": 8, "GPU": 1}] * 4, 1, 1, 2) == 0
-    # CPU-only: 4 CPUs, trials of 1 driver CPU + 1 worker CPU -> 2 at once; 0.5 CPU -> 4
-    assert trials_that_fit(cpu_box, 1, 1, 0, driver_cpus=1) == 2
-    assert trials_that_fit(cpu_box, 1, 0.5, 0, driver_cpus=0.5) == 4
-    with pytest.raises(PreflightError, match="workers-per-trial"):
-        trials_that_fit(cpu_box, 0, 1, 0)
 
 
 def test_storage_created_probed_and_left_empty(tmp_path):
