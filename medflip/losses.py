@@ -199,6 +199,8 @@ class MedFLIPLoss(nn.Module):
             )
         total = parts["loss_contrastive"] + self.svd_weight * parts["loss_svd"]
         total = total + self.mlm_weight * parts["loss_mlm"] + self.mim_weight * parts["loss_mim"]
+        if "idle_zero" in outputs:  # 0 that reaches idle heads' parameters (DDP needs grads)
+            total = total + outputs["idle_zero"]
         return {"loss": total, **parts}
 
 
