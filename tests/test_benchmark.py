@@ -168,9 +168,8 @@ def test_labels_to_text_reads_back_as_its_labels():
 # ---------------------------------------------------------------- real sources
 
 
-def _manifest(root, per_class=4, corrupt=0):
+def _manifest(root, per_class=4, corrupt=0, kinds=(*CLASSES, "No Finding")):
     rows = []
-    kinds = [*CLASSES, "No Finding"]
     for k in range(per_class * len(kinds)):
         cls = kinds[k % len(kinds)]
         name = f"img/{k}.png"
@@ -197,3 +196,20 @@ def test_real_source_sets_skip_corrupt_images(tmp_path):
     for sentence, k in zip(sets.retrieval_sentences, sets.retrieval_sentence_classes.tolist(),
                            strict=True):
         assert extract_labels(sentence)[CLASSES[k]] == 1.0
+
+
+def test_real_source_without_reports_or_candidates(tmp_path):
+    _manifest(str(tmp_path))
+    rows = open(tmp_path / "manifest.csv").read().splitlines()
+    no_reports = [",".join(c for k, c in enumerate(r.split(",")) if k != 1) for r in rows]
+    (tmp_path / "manifest.csv").write_text("\n".join(no_reports) + "\n")
+    cfg = apply_overrides(variants.get("tiny"), {"data.source": "manifest",
+                                                 "data.root": str(tmp_path),
+                                                 "data.eval_per_class": 1})
+    sets = B.build_eval_sets(cfg)  # no reports: retrieval sentences are class prompts
+    assert sets.retrieval_sentences == [class_prompts(c, 1, 0)[0] for c in CLASSES]
+    only = tmp_path / "only"
+    _manifest(str(only), kinds=("Cardiomegaly", "Edema"))
+    cfg = apply_overrides(cfg, {"data.root": str(only)})
+    with pytest.raises(B.sources.SourceError, match="binary"):
+        B.build_eval_sets(cfg)

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 import torch
-from fixtures_data import write_corrupt, write_csv, write_image
+from fixtures_data import make_mimic, write_corrupt, write_csv, write_image
 
 from medflip import variants
 from medflip.config import apply_overrides
@@ -198,3 +198,15 @@ def test_real_training_set_excludes_evaluation_patients(tmp_path):
     assert held and len(ds) == len(train)  # held-out patients exist and are not trained on
     assert not {r.patient_id for r in train} & {r.patient_id for r in held}
     assert ds[0]["image"].shape == (1, 32, 32)
+
+
+def test_mimic_corrupt_jpg_is_skipped_when_loaded(tmp_path):
+    make_mimic(str(tmp_path / "mimic"))  # 6 good images and one corrupt JPEG
+    records = sources.load_records("mimic-cxr", str(tmp_path / "mimic")).records
+    corpus = records_corpus(records, 16, [r.report for r in records])
+    n = len(records)
+    ds = D.PretrainDataset(corpus, D.corpus_tokenizer(corpus.texts, 100, 16), 16,
+                           np.arange(n), np.arange(n), np.ones(n, bool))
+    batch = next(iter(D.make_loader(ds, n, seed=0, workers=0)))
+    assert batch["image"].shape == (n, 1, 16, 16) and torch.isfinite(batch["image"]).all()
+    assert ds.skipped.counts == {"unreadable image": 1}

@@ -87,8 +87,8 @@ def sentence_class(sentence: str) -> int | None:
 Candidate = tuple[object, str, np.ndarray]  # (key, patient id, labels [14])
 
 
-def select(cands: Iterable[Candidate], target: Callable, per_class: int, n_classes: int,
-           load: Callable, taken: set[str], skipped: sources.SkipCounts):
+def select(what: str, cands: Iterable[Candidate], target: Callable, per_class: int,
+           n_classes: int, load: Callable, taken: set[str], skipped: sources.SkipCounts):
     """First `per_class` loadable candidates of each class, skipping `taken` patients.
 
     Returns (uint8 [N, H, W], targets [N], patient ids); adds chosen patients to `taken`.
@@ -108,8 +108,11 @@ def select(cands: Iterable[Candidate], target: Callable, per_class: int, n_class
         pids.append(pid)
         if min(counts) >= per_class:
             break
+    if not images:
+        raise sources.SourceError(f"no evaluation images for {what} (candidates need labels "
+                                  "positive for exactly one class, none uncertain)")
     if min(counts) < per_class:
-        log.warning("evaluation set short of %d per class: %s", per_class, counts)
+        log.warning("%s evaluation set short of %d per class: %s", what, per_class, counts)
     taken.update(pids)
     return np.stack(images), np.array(targets, np.int64), pids
 
@@ -161,7 +164,7 @@ def _synthetic_sets(seed: int, image_size: int, per_class: int) -> dict:
     for name, target, n in (("fiveclass", fiveclass_target, 5), ("binary", binary_target, 2),
                             ("probe_train", fiveclass_target, 5),
                             ("probe_test", fiveclass_target, 5)):
-        out[name] = select(cands(name), target, per_class, n, load, taken, skipped)
+        out[name] = select(name, cands(name), target, per_class, n, load, taken, skipped)
     start = EVAL_OFFSET + _BLOCKS["sentences"] * _BLOCK
     reports = (sources.training_text(data.reports([i])[0][0])
                for i in range(start, start + _BLOCK))
@@ -184,8 +187,8 @@ def _real_sets(source: str, root: str, seed: int, image_size: int, per_class: in
 
     out, taken, skipped = {}, set(), sources.SkipCounts()
     for name in ("fiveclass", "probe_train", "probe_test"):  # patient-disjoint, in this order
-        out[name] = select(cands(), fiveclass_target, per_class, 5, load, taken, skipped)
-    out["binary"] = select(cands(), binary_target, per_class, 2, load, set(), skipped)
+        out[name] = select(name, cands(), fiveclass_target, per_class, 5, load, taken, skipped)
+    out["binary"] = select("binary", cands(), binary_target, per_class, 2, load, set(), skipped)
     skipped.log(f"{source} evaluation sets")
     studies = {records[k].study_id: records[k].report for k in order if records[k].report}
     out["sentences"] = _sentences(studies.values(), per_class)
@@ -228,12 +231,8 @@ def _tensors(npz) -> EvalSets:
 
 @functools.lru_cache(maxsize=4)
 def _cached(source: str, root: str, seed: int, image_size: int, per_class: int) -> EvalSets:
-    from medflip.data import labels_rules, prompts, synthetic_render, synthetic_report
-
-    code = corpus_mod.code_version(synthetic, synthetic_render, synthetic_report, labeling,
-                                   labels_rules, sources, prompts, corpus_mod)
-    with open(__file__, "rb") as fh:
-        code = digest([code, fh.read().decode()])
+    code = corpus_mod.code_version(*corpus_mod.GENERATOR_CODE, "readers.py", "prompts.py",
+                                   "corpus.py", "benchmark.py")
     where = [source]
     if source != "synthetic":  # the records themselves, so changed data is never stale
         loaded = sources.cached_records(source, root)

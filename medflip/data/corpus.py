@@ -9,11 +9,13 @@ Pixel values everywhere are normalised by the one pair of constants here.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import glob
 import json
 import logging
 import multiprocessing as mp
 import os
 from dataclasses import dataclass
+from itertools import repeat
 
 import numpy as np
 
@@ -57,13 +59,20 @@ class Corpus:
         return read_image(self.paths[i], self.image_size)
 
 
-def code_version(*modules) -> str:
-    """A digest of the modules' source files: caches die with the code that made them."""
+def code_version(*names: str) -> str:
+    """A digest of source files of medflip/data (glob patterns, e.g. "synthetic*.py"):
+    cached corpora and evaluation sets die with the code that made them."""
+    here = os.path.dirname(os.path.abspath(__file__))
     parts = []
-    for module in modules:
-        with open(module.__file__, "rb") as fh:
-            parts.append(fh.read().decode("utf-8", "replace"))
+    for name in names:
+        for path in sorted(glob.glob(os.path.join(here, name))):
+            with open(path, "rb") as fh:
+                parts += [os.path.basename(path), fh.read().decode("utf-8", "replace")]
     return digest(parts)
+
+
+# What the synthetic corpus (pixels, report texts, labels, training_text) depends on.
+GENERATOR_CODE = ("synthetic*.py", "labels*.py", "sources.py")
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -101,18 +110,19 @@ def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) ->
     labels, truth = np.empty((n, 14), np.float32), np.empty((n, 14), np.float32)
     texts: list[str] = [""] * n
     chunks = [(a, min(a + _CHUNK, stop)) for a in range(start, stop, _CHUNK)]
+
+    def store(results) -> None:
+        for (a, b), (p, t, lab, tr) in zip(chunks, results, strict=True):
+            lo, hi = a - start, b - start
+            pixels[lo:hi], labels[lo:hi], truth[lo:hi], texts[lo:hi] = p, lab, tr, t
+
     workers = _workers(n)
     if workers == 1:
-        results = (_render_chunk(seed, a, b, image_size) for a, b in chunks)
+        store(_render_chunk(seed, a, b, image_size) for a, b in chunks)
     else:  # spawn: forking a process that runs Ray/torch threads can deadlock
-        pool = cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_render_chunk, *zip(*[(seed, a, b, image_size) for a, b in chunks],
-                                               strict=True))
-    for (a, b), (p, t, lab, tr) in zip(chunks, results, strict=True):
-        lo, hi = a - start, b - start
-        pixels[lo:hi], labels[lo:hi], truth[lo:hi], texts[lo:hi] = p, lab, tr, t
-    if workers > 1:
-        pool.shutdown()
+        with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            store(pool.map(_render_chunk, repeat(seed), [a for a, _ in chunks],
+                           [b for _, b in chunks], repeat(image_size)))
     pixels.flush()
     np.save(os.path.join(out, "labels.npy"), labels)
     np.save(os.path.join(out, "truth.npy"), truth)
@@ -122,10 +132,8 @@ def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) ->
 
 def synthetic_corpus(seed: int, start: int, stop: int, image_size: int) -> Corpus:
     """Studies [start, stop) of corpus `seed`, rendered once into the cache, then mmapped."""
-    from medflip.data import sources, synthetic, synthetic_render, synthetic_report
-
-    key = digest(["synthetic-corpus-v1", str(seed), str(start), str(stop), str(image_size),
-                  code_version(synthetic, synthetic_render, synthetic_report, sources)])
+    code = code_version(*GENERATOR_CODE)
+    key = digest(["synthetic-corpus-v1", str(seed), str(start), str(stop), str(image_size), code])
     path = os.path.join(cache_dir(), f"synthetic-{key}")
     if not os.path.isdir(path):
         with locked(path):

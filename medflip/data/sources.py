@@ -114,7 +114,7 @@ def read_image(path: str, image_size: int) -> np.ndarray:
     """
     try:
         with Image.open(path) as img:
-            img.draft("L", (image_size, image_size))  # JPEG: decode at reduced scale, 4-8x faster
+            img.draft("L", (image_size, image_size))  # JPEG: DCT-scaled decode, 2-5x faster
             if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
                 arr = np.asarray(img, dtype=np.float32)
                 img = Image.fromarray((arr * (255.0 / max(float(arr.max()), 1.0))).astype(np.uint8))
