@@ -23,6 +23,7 @@ P_OMIT = 0.05  # share of present findings and devices left out of the report (l
 SUBTLE = 0.3  # severities below this are "subtle": usually reported in uncertain words
 P_HEDGE_SUBTLE, P_HEDGE_CLEAR = 0.6, 0.04
 NORMAL_CTR = (0.38, 0.48)
+DETAIL = 12  # uniforms per finding for its fine structure
 # Abnormal studies follow one of these patterns; "single" feeds the 5x200 set.
 PATTERNS = {"single": 0.6, "heart_failure": 0.18, "effusion_atelectasis": 0.1,
             "pneumonia": 0.07, "mixed": 0.05}
@@ -62,7 +63,8 @@ class Finding:
     severity: float  # (0, 1]
     side: str = ""  # "left" | "right" | "bilateral" | "" (no side)
     lobe: str = ""  # consolidation: "upper" | "middle" | "lower"
-    detail: int = 0  # seed for the fine structure (air bronchograms, Kerley lines, patches)
+    detail: tuple[float, ...] = ()  # DETAIL uniforms placing the fine structure (patches,
+    # air bronchograms, Kerley lines), drawn with the study so re-rendering is exact
     report: str = "positive"  # "positive" | "uncertain" | "omitted" (label noise)
 
 
@@ -91,18 +93,19 @@ def study_rng(seed: int, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, index])
 
 
-def sample_study(seed: int, index: int) -> tuple[Study, np.random.Generator]:
-    """Draw study `index`; returns the generator too, positioned for the report's words."""
-    rng = study_rng(seed, index)
-    anatomy = _anatomy(rng)
-    findings = _findings(rng)
-    devices, mentioned = _devices(rng, anatomy.view)
-    return Study(seed, index, anatomy, findings, devices, mentioned), rng
+def sample_study(seed: int, index: int) -> tuple[Study, Draws]:
+    """Draw study `index`; returns the draws too, positioned for the report's words."""
+    u = Draws(study_rng(seed, index))
+    anatomy = _anatomy(u)
+    findings = _findings(u)
+    devices, mentioned = _devices(u, anatomy.view)
+    return Study(seed, index, anatomy, findings, devices, mentioned), u
 
 
-def _anatomy(rng: np.random.Generator) -> Anatomy:
-    # One block of uniforms: the anatomy never depends on which findings were drawn.
-    u = rng.random(24)
+def _anatomy(draws: Draws) -> Anatomy:
+    # The first draws: the anatomy never depends on which findings were drawn. Python
+    # floats throughout (numpy float64 scalars would upcast float32 images).
+    u = [draws() for _ in range(24)]
     ap = u[0] < P_AP
     lo, hi = NORMAL_CTR
     ctr = lo + (hi - lo) * u[1]
@@ -111,7 +114,7 @@ def _anatomy(rng: np.random.Generator) -> Anatomy:
     return Anatomy(
         view="AP" if ap else "PA",
         cx=0.5 + 0.025 * (u[2] - 0.5),
-        tilt=np.deg2rad(5.0) * (u[3] - 0.5),
+        tilt=float(np.deg2rad(5.0)) * (u[3] - 0.5),
         apex=0.10 + 0.05 * u[4],
         dome=(0.58 if ap else 0.62) + 0.10 * u[5],
         dome_drop=0.015 + 0.03 * u[6],
@@ -124,60 +127,82 @@ def _anatomy(rng: np.random.Generator) -> Anatomy:
         body=0.44 + 0.05 * u[12],
         soft=0.36 + 0.12 * u[13],
         air=0.07 + 0.07 * u[14],
-        breast=0.0 if u[15] < 0.5 else 0.05 + 0.1 * u[16],
+        breast=0.0 if u[15] < 0.5 else 0.03 + 0.06 * u[16],
         gain=1.5 + 0.9 * u[17],
         gamma=0.8 + 0.45 * u[18],
         noise=0.008 + 0.022 * u[19],
-        texture=float(u[20]),
-        offsets=tuple(float(x) for x in u[21:24]),
+        texture=u[20],
+        offsets=tuple(u[21:24]),
     )
 
 
-def _severity(rng: np.random.Generator) -> float:
-    return float(rng.uniform(0.04, 1.0))
+class Draws:
+    """Uniforms in [0, 1) as Python floats, fetched from a Generator 64 at a time: one numpy
+    call instead of one per draw (per-draw calls cost more than the rest of a study)."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
+        self.buf: list[float] = []
+
+    def __call__(self) -> float:
+        if not self.buf:
+            self.buf = self.rng.random(64).tolist()[::-1]
+        return self.buf.pop()
+
+    def pick(self, options):
+        """One of `options`, uniformly."""
+        return options[min(int(self() * len(options)), len(options) - 1)]
+
+    def choose(self, weights: dict):
+        """A key of `weights` with probability proportional to its value."""
+        x = self() * sum(weights.values())
+        for key, w in weights.items():
+            x -= w
+            if x < 0:
+                return key
+        return key
 
 
-def _side(rng: np.random.Generator, p_right: float, p_left: float) -> str:
-    x = rng.random()
+def _side(u: Draws, p_right: float, p_left: float) -> str:
+    x = u()
     return "right" if x < p_right else "left" if x < p_right + p_left else "bilateral"
 
 
-def _pattern_findings(rng: np.random.Generator) -> dict[str, str]:
+def _pattern_findings(u: Draws) -> dict[str, str]:
     """Which findings are present (name -> side), following real-life co-occurrence."""
-    pattern = rng.choice(list(PATTERNS), p=list(PATTERNS.values()))
+    pattern = u.choose(PATTERNS)
     if pattern == "single":
-        name = FINDINGS[rng.integers(len(FINDINGS))]
+        name = u.pick(FINDINGS)
         sides = {"Pleural Effusion": (0.4, 0.3), "Atelectasis": (0.35, 0.4)}
         if name == "Consolidation":
-            return {name: "right" if rng.random() < 0.55 else "left"}
+            return {name: "right" if u() < 0.55 else "left"}
         if name in sides:
-            return {name: _side(rng, *sides[name])}
+            return {name: _side(u, *sides[name])}
         return {name: "bilateral" if name == "Edema" else ""}
     if pattern == "heart_failure":  # one factor behind an enlarged heart, edema and fluid
-        while True:
-            draw = rng.random(3) < (0.8, 0.75, 0.7)
-            if draw.sum() >= 2:
-                break
+        draw = (False,)
+        while sum(draw) < 2:
+            draw = (u() < 0.8, u() < 0.75, u() < 0.7)
         out = {}
         if draw[0]:
             out["Cardiomegaly"] = ""
         if draw[1]:
             out["Edema"] = "bilateral"
         if draw[2]:
-            out["Pleural Effusion"] = _side(rng, 0.3, 0.1)
+            out["Pleural Effusion"] = _side(u, 0.3, 0.1)
         return out
     if pattern == "effusion_atelectasis":  # compressive atelectasis next to the fluid
-        side = _side(rng, 0.4, 0.35)
+        side = _side(u, 0.4, 0.35)
         return {"Pleural Effusion": side, "Atelectasis": side}
     if pattern == "pneumonia":  # consolidation with a parapneumonic effusion or collapse
-        side = "right" if rng.random() < 0.55 else "left"
-        extra = "Pleural Effusion" if rng.random() < 0.6 else "Atelectasis"
+        side = "right" if u() < 0.55 else "left"
+        extra = "Pleural Effusion" if u() < 0.6 else "Atelectasis"
         return {"Consolidation": side, extra: side}
     out = {}
     while not out:
         for name in FINDINGS:
-            if rng.random() < 0.3:
-                out[name] = _side(rng, 0.4, 0.3) if name in LATERAL else ""
+            if u() < 0.3:
+                out[name] = _side(u, 0.4, 0.3) if name in LATERAL else ""
     if "Edema" in out:
         out["Edema"] = "bilateral"
     if out.get("Consolidation") == "bilateral":
@@ -185,37 +210,37 @@ def _pattern_findings(rng: np.random.Generator) -> dict[str, str]:
     return out
 
 
-def _findings(rng: np.random.Generator) -> dict[str, Finding]:
-    if rng.random() < P_NORMAL:
+def _findings(u: Draws) -> dict[str, Finding]:
+    if u() < P_NORMAL:
         return {}
     out = {}
-    for name, side in _pattern_findings(rng).items():
-        severity = _severity(rng)
+    for name, side in _pattern_findings(u).items():
+        severity = 0.04 + 0.96 * u()
         lobe = ""
         if name == "Consolidation":
-            lobes = ("lower", "upper", "middle") if side == "right" else ("lower", "upper")
-            probs = (0.55, 0.25, 0.2) if side == "right" else (0.65, 0.35)
-            lobe = str(rng.choice(lobes, p=probs))
+            lobes = {"lower": 0.55, "upper": 0.25, "middle": 0.2} if side == "right" else {
+                "lower": 0.65, "upper": 0.35}
+            lobe = u.choose(lobes)
         p_hedge = P_HEDGE_SUBTLE if severity < SUBTLE else P_HEDGE_CLEAR
-        x = rng.random()
+        x = u()
         report = "omitted" if x < P_OMIT else "uncertain" if x < P_OMIT + p_hedge else "positive"
-        detail = int(rng.integers(2**31))
+        detail = tuple(u() for _ in range(DETAIL))
         out[name] = Finding(severity, side, lobe, detail, report)
     return dict(sorted(out.items(), key=lambda kv: FINDINGS.index(kv[0])))
 
 
-def _devices(rng: np.random.Generator, view: str) -> tuple[dict[str, float], dict[str, bool]]:
+def _devices(u: Draws, view: str) -> tuple[dict[str, float], dict[str, bool]]:
     """Lines and tubes: distractors, mostly on portable AP (ICU) films."""
     p_any = 0.5 if view == "AP" else 0.06
-    if rng.random() >= p_any:
+    if u() >= p_any:
         return {}, {}
     devices = {}
     p_each = {"ett": 0.5, "jugular": 0.35, "picc": 0.2, "ng": 0.35, "pacemaker": 0.2}
     while not devices:
         for name, p in p_each.items():
-            if rng.random() < p:
-                devices[name] = float(rng.random())
+            if u() < p:
+                devices[name] = u()
     if "jugular" in devices and "picc" in devices:
         del devices["picc"]
-    mentioned = {name: bool(rng.random() >= P_OMIT) for name in devices}
+    mentioned = {name: u() >= P_OMIT for name in devices}
     return devices, mentioned

@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from medflip.data.labels import OBSERVATIONS
-from medflip.data.synthetic_anatomy import Study
+from medflip.data.synthetic_anatomy import Draws, Study
 
 P, U, N = 1.0, -1.0, 0.0
 _OP = {"Lung Opacity": P}  # sentences that say "opacity"
@@ -210,7 +210,7 @@ def severity_word(name: str, severity: float) -> str:
     return _SEV_WORDS.get(name, _SEV3)[level]
 
 
-def _slots(name: str, finding, rng: np.random.Generator) -> dict[str, str]:
+def _slots(name: str, finding, u: Draws) -> dict[str, str]:
     side = finding.side
     bilateral = side == "bilateral"
     sev = severity_word(name, finding.severity)
@@ -218,7 +218,7 @@ def _slots(name: str, finding, rng: np.random.Generator) -> dict[str, str]:
         "sev": sev,
         "sevly": {"mild": "mildly", "moderate": "moderately", "severe": "severely"}.get(sev, ""),
         "side": side,
-        "base": ("bibasilar" if rng.random() < 0.6 else "bilateral basilar") if bilateral
+        "base": ("bibasilar" if u() < 0.6 else "bilateral basilar") if bilateral
         else f"{side} basilar",
         "at_base": "both lung bases" if bilateral else f"the {side} lung base",
         "where": f"{side} {finding.lobe} lobe",
@@ -234,12 +234,12 @@ def _slots(name: str, finding, rng: np.random.Generator) -> dict[str, str]:
 class _Writer:
     """Picks sentences and remembers the codes of everything it wrote."""
 
-    def __init__(self, rng: np.random.Generator):
-        self.rng = rng
+    def __init__(self, u: Draws):
+        self.u = u
         self.codes: dict[str, list[float]] = {}
 
     def pick(self, options: list):
-        return options[int(self.rng.integers(len(options)))]
+        return self.u.pick(options)
 
     def say(self, entry: tuple[str, dict], slots: dict | None = None) -> str:
         template, codes = entry
@@ -252,7 +252,7 @@ def _finding_sentence(w: _Writer, name: str, finding, study: Study, slots: dict)
     if finding.report == "uncertain":
         other = {"Atelectasis": "Consolidation", "Consolidation": "Atelectasis"}.get(name)
         basal = name == "Atelectasis" or finding.lobe == "lower"
-        if other and basal and other not in study.findings and w.rng.random() < 0.35:
+        if other and basal and other not in study.findings and w.u() < 0.35:
             return w.say(EITHER, slots)
         return w.say(w.pick(UNCERTAIN[name]), slots)
     options = POSITIVE[name]
@@ -263,26 +263,26 @@ def _finding_sentence(w: _Writer, name: str, finding, study: Study, slots: dict)
 
 def _negations(w: _Writer, study: Study, sections: dict[str, list[str]]) -> None:
     absent = [n for n in P_NEGATE if n not in study.findings and n not in w.codes]
-    rng = w.rng
-    if "Consolidation" in absent and "Pleural Effusion" in absent and rng.random() < 0.3:
+    u = w.u
+    if "Consolidation" in absent and "Pleural Effusion" in absent and u() < 0.3:
         sections["pleura"].append(w.say(w.pick(NEGATIVE_JOINT)))
         absent = [n for n in absent if n not in ("Consolidation", "Pleural Effusion")]
     for name in absent:
-        if rng.random() < P_NEGATE[name]:
+        if u() < P_NEGATE[name]:
             section = {"Cardiomegaly": "heart", "Pleural Effusion": "pleura"}.get(name, "lungs")
             sections[section].append(w.say(w.pick(NEGATIVE[name])))
 
 
 def _distractors(w: _Writer, study: Study, sections: dict[str, list[str]]) -> None:
-    rng = w.rng
-    if "Pneumothorax" not in w.codes and rng.random() < 0.45:
+    u = w.u
+    if "Pneumothorax" not in w.codes and u() < 0.45:
         sections["pleura"].append(w.say(w.pick(NO_PNEUMOTHORAX)))
-    if rng.random() < 0.15:
+    if u() < 0.15:
         sections["heart"].append(w.say(MEDIASTINUM))
     lung_findings = {"Edema", "Consolidation", "Atelectasis"} & set(study.findings)
-    if not lung_findings and not sections["lungs"] and rng.random() < 0.4:
+    if not lung_findings and not sections["lungs"] and u() < 0.4:
         sections["lungs"].append(w.say(LUNGS_CLEAR))
-    if rng.random() < 0.25:
+    if u() < 0.25:
         sections["other"].append(w.say(w.pick(OTHER_DISTRACTORS)))
 
 
@@ -306,9 +306,10 @@ def code_labels(codes: dict[str, list[float]]) -> np.ndarray:
     return labels
 
 
-def write_report(study: Study, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-    """The report for `study` and its coded labels (float32 [14], OBSERVATIONS order)."""
-    w = _Writer(rng)
+def write_report(study: Study, draws: Draws | np.random.Generator) -> tuple[str, np.ndarray]:
+    """The report for `study` and its coded labels (float32 [14], OBSERVATIONS order).
+    `draws`: what `sample_study` returned beside the study (or any Generator)."""
+    w = _Writer(draws if isinstance(draws, Draws) else Draws(draws))
     sections: dict[str, list[str]] = {"devices": [], "heart": [], "lungs": [], "pleura": [],
                                       "other": []}
     for name, param in study.devices.items():
@@ -316,7 +317,7 @@ def write_report(study: Study, rng: np.random.Generator) -> tuple[str, np.ndarra
             sections["devices"].append(w.say(w.pick(DEVICES[name]), {"cm": 2 + round(4 * param)}))
     slots = {}
     for name, finding in study.findings.items():
-        slots[name] = _slots(name, finding, rng)
+        slots[name] = _slots(name, finding, w.u)
         if finding.report == "omitted":
             continue
         section = {"Cardiomegaly": "heart", "Pleural Effusion": "pleura"}.get(name, "lungs")

@@ -1,0 +1,211 @@
+"""Precomputed pieces of synthetic radiographs, built once per image size.
+
+Drawing ribs and vessel trees per image would cost milliseconds; instead each image takes a
+shifted crop (a free numpy view) of one of a few templates drawn here, picked by the
+patient's thoracic width. Smooth anatomy is drawn on a half-resolution grid and brought to
+full size with one bilinear matrix product. Noise comes from crops of one noise bank.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+
+APEX_REF = 0.13  # templates are drawn for lungs whose apices sit here ...
+WIDTHS = (0.345, 0.365, 0.385, 0.405)  # ... and for these thoracic half-widths
+VARIANTS = 4  # rib/vessel variants per width
+RIB_DENSITY, VESSEL_DENSITY, MOTTLE_DENSITY = 0.08, 0.14, 0.02
+_BANK_SEED = 20240517  # templates are the same in every process
+
+
+@dataclass(frozen=True)
+class Banks:
+    """Everything `render` precomputes for one image size (S px, lo-res grid G px)."""
+
+    size: int
+    grid: int
+    pad: int  # template margin, pixels: crops shift by up to this much
+    up: np.ndarray  # [S, G] bilinear upsampling: full = up @ lo @ up.T
+    u0: np.ndarray  # [G, G] lo-res x - 0.5 (fractions of the image)
+    v0: np.ndarray  # [G, G] lo-res y - 0.5
+    # Templates [T, S + 2 pad, S + 2 pad], T = len(WIDTHS) * VARIANTS, density units:
+    bones: dict  # view -> ribs, clavicles, spine, hila and the (negative) tracheal air
+    vessels: np.ndarray  # lung markings, sharp
+    vessels_blur: np.ndarray  # the markings blurred (edema)
+    noise: np.ndarray  # [2 S, 2 S] standard normal
+    mottle: np.ndarray  # [2 G, 2 G] smooth noise, std MOTTLE_DENSITY
+    bubble: np.ndarray  # sprite: gastric air under the left dome (negative density)
+    breasts: np.ndarray  # sprite: both breast shadows at unit density; bottom edge at row
+    breast_low: int  # ... this many rows below the sprite's reference row
+
+    def template(self, half_width: float, texture: float) -> int:
+        """Index of the template for this thoracic half-width and variant draw in [0, 1)."""
+        w = min(range(len(WIDTHS)), key=lambda i: abs(half_width - WIDTHS[i]))
+        return w * VARIANTS + min(int(texture * VARIANTS), VARIANTS - 1)
+
+
+def add_sprite(img: np.ndarray, sprite: np.ndarray, top: int, left: int, scale: float) -> None:
+    """img[top:, left:] += scale * sprite, clipped to the image; in place."""
+    h, w = sprite.shape
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + h, img.shape[0]), min(left + w, img.shape[1])
+    if r0 < r1 and c0 < c1:
+        img[r0:r1, c0:c1] += sprite[r0 - top : r1 - top, c0 - left : c1 - left] * scale
+
+
+def upsample_matrix(size: int, grid: int) -> np.ndarray:
+    """[size, grid] bilinear weights between pixel centres (edges clamp)."""
+    pos = (np.arange(size) + 0.5) * grid / size - 0.5
+    pos = np.clip(pos, 0, grid - 1)
+    lo = np.minimum(np.floor(pos).astype(int), grid - 2) if grid > 1 else np.zeros(size, int)
+    frac = pos - lo
+    m = np.zeros((size, grid), np.float32)
+    m[np.arange(size), lo] = 1 - frac
+    if grid > 1:
+        m[np.arange(size), lo + 1] += frac
+    return m
+
+
+def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur as two matrix products (init time only)."""
+    n0, n1 = img.shape
+    out = img
+    for axis, n in ((0, n0), (1, n1)):
+        d = np.arange(n)[:, None] - np.arange(n)[None, :]
+        k = np.exp(-0.5 * (d / max(sigma, 1e-3)) ** 2)
+        k /= k.sum(1, keepdims=True)
+        out = k @ out if axis == 0 else out @ k.T
+    return out.astype(np.float32)
+
+
+def _ribs(shape, size, pad, half_width, rng) -> np.ndarray:
+    """Posterior ribs (arching down to the chest wall) and fainter, steeper anterior ribs."""
+    r, c = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    x = (c - pad) / size - 0.5  # from the midline
+    y = (r - pad) / size
+    ax = np.abs(x) / half_width  # 1 = inner chest wall
+    out = np.zeros(shape, np.float32)
+    spacing = rng.uniform(0.06, 0.07)
+    drop = rng.uniform(0.11, 0.16)  # how far a posterior rib falls at the chest wall
+    thick = rng.uniform(0.015, 0.019)
+    for k in range(13):
+        y0 = APEX_REF - 0.05 + k * spacing + rng.normal(0, 0.003)
+        centre = y0 - 0.03 * ax + drop * ax**3
+        extent = np.clip((ax - 0.07) * 20, 0, 1) * np.clip((1.07 - ax) * 20, 0, 1)
+        out += extent * _bone((y - centre) / (thick * (0.8 + 0.4 * ax)))
+        centre = y0 + 0.07 + 0.2 * np.maximum(1.0 - ax, 0) ** 1.2  # anterior rib
+        extent = np.clip((ax - 0.3) * 8, 0, 1) * np.clip((1.04 - ax) * 20, 0, 1)
+        out += 0.5 * extent * _bone((y - centre) / (0.75 * thick))
+    return out * np.clip((0.86 - y) * 12, 0, 1)  # ribs fade over the abdomen
+
+
+def _midline(shape, size, pad, view: str) -> np.ndarray:
+    """Spine, tracheal air and main bronchi, hila and clavicles (PA: lower, AP: higher)."""
+    r, c = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    x = (c - pad) / size - 0.5
+    y = (r - pad) / size
+    ax = np.abs(x)
+    soft = 2.0 * size / 128  # edge softness, in units of 1/size
+    step = lambda z: np.clip(z * size / soft + 0.5, 0, 1)  # noqa: E731
+    carina = APEX_REF + 0.19
+    disc = 0.75 + 0.25 * np.cos(2 * np.pi * y / 0.036) ** 2  # vertebral bodies and discs
+    out = 0.06 * step(0.03 - ax) * disc
+    out -= 0.16 * step(0.015 - ax) * step(carina - y)
+    along = (y - carina) * 0.82 + ax * 0.57  # main bronchi, ~35 degrees off vertical
+    across = np.abs(ax * 0.82 - (y - carina) * 0.57)
+    out -= 0.1 * step(0.011 - across) * step(along) * step(0.05 - along)
+    hx, hy = (ax - 0.1) / 0.035, (y - APEX_REF - 0.245) / 0.08
+    out += 0.09 * np.maximum(1 - hx * hx - hy * hy, 0) ** 1.5
+    k = ax - 0.17
+    y_clav = 0.6 * k * k - 0.3 * ax + APEX_REF + (0.022 if view == "AP" else 0.062)
+    out += 0.15 * _bone((y - y_clav) / 0.013) * step(0.165 - np.abs(k))
+    return out.astype(np.float32)
+
+
+def _sprites(size: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The gastric bubble and the breast shadows as small arrays to add at an offset."""
+    r, c = np.mgrid[-0.04 : 0.04 : 1 / size, -0.07 : 0.07 : 1 / size]
+    bubble = -0.15 * np.clip((1 - (c / 0.06) ** 2 - (r / 0.033) ** 2) * 4, 0, 1)
+    r, c = np.mgrid[-0.2 : 0.07 : 1 / size, -0.55 : 0.55 : 1 / size]
+    bx = (np.abs(c) - 0.3) / 0.19
+    by = np.maximum(-r, 3 * r) / 0.2  # fading upward; a sharp, curved fold below
+    breasts = np.clip(1 - bx * bx - by * by, 0, 1) ** 0.5
+    return bubble.astype(np.float32), breasts.astype(np.float32), int(round(0.2 * size))
+
+
+def _bone(d: np.ndarray) -> np.ndarray:
+    """Projected thickness of a hollow cylinder: bright cortex, paler marrow."""
+    outer = np.sqrt(np.maximum(1 - d**2, 0))
+    inner = np.sqrt(np.maximum(0.55 - d**2, 0))
+    return (outer - 0.8 * inner).astype(np.float32)
+
+
+def _vessels(shape, size, pad, half_width, rng, blur: float) -> tuple[np.ndarray, np.ndarray]:
+    """Branching vessel trees from both hila, tapering toward the periphery; returns the
+    sharp and the blurred (edematous) markings, each scaled to about [0, 1]."""
+    levels = [np.zeros(shape, np.float32) for _ in range(3)]  # thick, medium, thin
+    hilum_y = APEX_REF + 0.25
+    for sign in (-1.0, 1.0):
+        stack = []
+        for angle in np.linspace(-2.0, 2.1, 6) + rng.normal(0, 0.15, 6):
+            # angle 0 points laterally; negative points up, positive down
+            stack.append((sign * (0.075 + 0.02 * rng.random()), hilum_y, angle, 0.1, 1.0))
+        while stack:
+            x0, y0, ang, length, width = stack.pop()
+            t = np.linspace(0, 1, max(4, int(length * size * 3)))
+            angles = ang + rng.normal(0, 0.3) * t
+            xs = x0 + sign * np.cumsum(np.cos(angles)) * length / len(t)
+            ys = y0 + np.cumsum(np.sin(angles)) * length / len(t)
+            inside = (np.abs(xs) < 0.92 * half_width) & (ys > APEX_REF + 0.03)
+            rows = np.clip((ys * size + pad).astype(int), 0, shape[0] - 1)
+            cols = np.clip(((xs + 0.5) * size + pad).astype(int), 0, shape[1] - 1)
+            level = 0 if width > 0.6 else 1 if width > 0.35 else 2
+            np.add.at(levels[level], (rows[inside], cols[inside]), width / 3)
+            if width > 0.2:
+                for turn in (-1, 1):
+                    spread = turn * rng.uniform(0.25, 0.55)
+                    stack.append((xs[-1], ys[-1], angles[-1] + spread, length * 0.78,
+                                  width * 0.7))
+    px = size / 128  # blur widths below are in pixels at 128 px
+    sharp = sum(_blur(lv, s * px) for lv, s in zip(levels, (1.4, 0.9, 0.6), strict=True))
+    soft = sum(_blur(lv, (s + blur) * px) for lv, s in zip(levels, (1.4, 0.9, 0.6), strict=True))
+    norm = float(np.percentile(sharp, 99.7)) or 1.0
+    return np.minimum(sharp / norm, 1.5), np.minimum(soft / norm, 1.5)
+
+
+@functools.lru_cache(maxsize=8)
+def banks(size: int) -> Banks:
+    """The banks for one image size (cached per process; deterministic)."""
+    if size < 16:
+        raise ValueError(f"image_size must be >= 16 pixels, got {size}")
+    grid = max(16, size // 2)
+    pad = max(4, size // 8)
+    shape = (size + 2 * pad, size + 2 * pad)
+    rng = np.random.default_rng(_BANK_SEED)
+    ribs, vessels, blurred = [], [], []
+    for half_width in WIDTHS:
+        for _ in range(VARIANTS):
+            # stored pre-scaled by their density: one add per image, not two
+            ribs.append(RIB_DENSITY * _blur(_ribs(shape, size, pad, half_width, rng),
+                                            0.35 * size / 128))
+            sharp, soft = _vessels(shape, size, pad, half_width, rng, blur=1.8)
+            vessels.append(VESSEL_DENSITY * sharp)
+            blurred.append(VESSEL_DENSITY * soft)
+    ribs = np.stack(ribs)
+    bones = {view: ribs + _midline(shape, size, pad, view) for view in ("PA", "AP")}
+    bubble, breasts, breast_low = _sprites(size)
+    c = (np.arange(grid, dtype=np.float32) + 0.5) / grid - 0.5
+    mottle = _blur(rng.standard_normal((2 * grid, 2 * grid)).astype(np.float32), 1.5)
+    mottle *= MOTTLE_DENSITY / mottle.std()
+    return Banks(
+        size=size, grid=grid, pad=pad,
+        up=upsample_matrix(size, grid),
+        u0=np.broadcast_to(c[None, :], (grid, grid)).copy(),
+        v0=np.broadcast_to(c[:, None], (grid, grid)).copy(),
+        bones=bones, vessels=np.stack(vessels), vessels_blur=np.stack(blurred),
+        noise=rng.standard_normal((2 * size, 2 * size), dtype=np.float32),
+        mottle=mottle.astype(np.float32),
+        bubble=bubble, breasts=breasts, breast_low=breast_low,
+    )
