@@ -1,0 +1,123 @@
+"""The training loop: schedule, reports, checkpoints, exact resume, divergence, budgets."""
+
+import math
+import os
+import shutil
+
+import pytest
+import torch
+
+from medflip import checkpoint, engine, variants
+from medflip.config import apply_overrides
+
+DESIGN_METRICS = (
+    "step samples_seen train_time_s wall_time_s device_hours device_type throughput loss "
+    "loss_contrastive loss_svd loss_mlm loss_mim temperature zeroshot_acc zeroshot_f1 "
+    "zeroshot_binary_acc retrieval_i2t_p1 retrieval_i2t_p2 retrieval_i2t_p5 retrieval_i2t_p10 "
+    "retrieval_t2i_p1 retrieval_t2i_p2 retrieval_t2i_p5 retrieval_t2i_p10 probe_acc status"
+).split()
+
+
+def tiny(**overrides):
+    base = {"optim.precision": "fp32", "optim.max_steps": 20, "eval.every_steps": 10}
+    return apply_overrides(variants.get("tiny"), {**base, **overrides})
+
+
+class Recorder:
+    """A report callback that keeps every metrics dict and copies each checkpoint."""
+
+    def __init__(self, root):
+        self.root, self.reports, self.checkpoints = root, [], []
+
+    def __call__(self, metrics, checkpoint_dir):
+        self.reports.append(dict(metrics))
+        if checkpoint_dir:
+            kept = os.path.join(self.root, f"step-{metrics['step']}")
+            shutil.copytree(checkpoint_dir, kept)
+            self.checkpoints.append(kept)
+
+
+def test_lr_factor_warmup_then_cosine_closed_form():
+    cfg = apply_overrides(variants.get("tiny"), {"optim.warmup_steps": 4, "optim.max_steps": 104})
+    assert [engine.lr_factor(s, 0.0, cfg) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert engine.lr_factor(54, 0.0, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 54 / 104)))
+    assert engine.lr_factor(104, 0.0, cfg) == pytest.approx(0.0)
+    timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0})
+    # Half the time budget spent at a few steps: the time progress governs.
+    assert engine.lr_factor(10, 5.0, timed) == pytest.approx(0.5)
+
+
+def test_unmasked_tuning_covers_the_last_steps():
+    cfg = apply_overrides(variants.get("tiny"), {"mask.image_ratio": 0.5,
+                                                  "mask.unmasked_tune_steps": 5,
+                                                  "optim.max_steps": 20})
+    progress = checkpoint.Progress()
+    ratios = [engine.image_ratio_at(s, progress, 0.0, cfg) for s in range(20)]
+    assert ratios == [0.5] * 15 + [0.0] * 5
+    timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0, "optim.max_steps": 100000})
+    progress.train_time_s = 9.5  # 0.5 s left, masked steps of 0.04 s: 5 unmasked need 0.4 s
+    assert engine.image_ratio_at(50, progress, 0.04, timed) == 0.5
+    progress.train_time_s = 9.65
+    assert engine.image_ratio_at(50, progress, 0.04, timed) == 0.0
+
+
+def test_fit_reports_every_metric_and_a_checkpoint(tmp_path):
+    rec = Recorder(str(tmp_path))
+    final = engine.fit(tiny(), report=rec)
+    assert [r["step"] for r in rec.reports] == [10, 20]
+    assert [r["status"] for r in rec.reports] == ["running", "completed"]
+    for name in DESIGN_METRICS:
+        assert name in final, name
+    assert final == rec.reports[-1]
+    assert final["samples_seen"] == 20 * 16 and final["device_type"] == "cpu"
+    assert 0 < final["train_time_s"] <= final["wall_time_s"]
+    assert final["device_hours"] == pytest.approx(final["train_time_s"] / 3600)
+    assert 0.0 <= final["zeroshot_acc"] <= 1.0 and math.isfinite(final["loss"])
+    assert all(os.path.exists(os.path.join(c, checkpoint.STATE_FILE)) for c in rec.checkpoints)
+
+
+def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
+    """Crash at step 25, resume from the step-20 checkpoint: same final metrics.
+
+    Same ops in the same order on CPU in fp32 give identical floats; the tolerance (1e-5)
+    only absorbs thread-scheduling differences in parallel reductions.
+    """
+    cfg = tiny(**{"optim.max_steps": 30})
+    full = engine.fit(cfg, report=Recorder(str(tmp_path / "a")))
+    rec = Recorder(str(tmp_path / "b"))
+    with pytest.raises(RuntimeError, match="injected crash"):
+        engine.fit(apply_overrides(cfg, {"fault.crash_at_step": 25}), report=rec)
+    assert rec.reports[-1]["step"] == 20
+    resumed = engine.fit(apply_overrides(cfg, {"fault.crash_at_step": 25}), report=rec,
+                         resume_from=rec.checkpoints[-1])
+    assert resumed["step"] == 30 and resumed["samples_seen"] == full["samples_seen"]
+    for key in ("loss", "temperature", "zeroshot_acc", "retrieval_i2t_p1", "probe_acc"):
+        assert resumed[key] == pytest.approx(full[key], abs=1e-5), key
+
+
+def test_nan_loss_stops_with_diverged(tmp_path):
+    rec = Recorder(str(tmp_path))
+    final = engine.fit(tiny(**{"fault.nan_at_step": 12}), report=rec)
+    assert final["status"] == "diverged" and final["step"] == 13
+    assert rec.checkpoints and rec.reports[-1]["status"] == "diverged"
+    assert [r["step"] for r in rec.reports] == [10, 13]
+
+
+def test_time_budget_stops_training(tmp_path):
+    final = engine.fit(tiny(**{"optim.max_steps": 100000, "optim.time_budget_s": 2.0,
+                               "eval.every_steps": 100000}))
+    assert final["status"] == "completed"
+    assert 2.0 <= final["train_time_s"] < 2.0 + 5.0  # one step at most past the budget
+    assert final["step"] < 100000
+
+
+def test_prepare_model_hook_is_used():
+    wrapped = []
+
+    def prepare(model):
+        wrapped.append(model)
+        return model
+
+    engine.fit(tiny(**{"optim.max_steps": 2, "eval.every_steps": 100}),
+               hooks=engine.Hooks(prepare_model=prepare))
+    assert len(wrapped) == 1 and isinstance(wrapped[0], torch.nn.Module)
