@@ -4,8 +4,12 @@ sigma_1 comes from power iteration run without gradient, then re-evaluated as u^
 gradient. At convergence that *is* sigma_1, and its gradient u v^T is the exact derivative
 of a simple sigma_1 (envelope theorem) -- while staying finite when sigma_1 is repeated,
 where `torch.linalg.svdvals`' backward divides by sigma_i - sigma_j and blows up.
-All arithmetic here is float32 with autocast off: bf16's 8-bit mantissa is too coarse for
-power iteration, and these matrices are small next to the towers.
+sigma_1 and the softmax are float32 with autocast off (bf16 would put ~4e-3 relative error
+on every logit); only the gradient-free iteration may run in the tokens' bf16, since the
+vectors enter sigma_1 = u^T S v at second order.
+
+Cost (benchmarks/svd.py): N^2 (K + T) D multiply-adds per half-step for the pair form --
+the token-level term is inherently quadratic in the batch.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PAIR_ITERS = 2  # factored power iterations per pair after the warm start; benchmarks/svd.py
+PAIR_ITERS = 1  # after the warm start: sigma_1 p99 rel. error 3e-4 at init (benchmarks/svd.py)
 DENSE_ITERS = 30  # for single dense matrices (spectral form): cheap, so iterate to convergence
 
 
@@ -43,32 +47,40 @@ def top_singular_vectors(
 
 
 def pair_singular_vectors(
-    a: torch.Tensor, b: torch.Tensor, b_mask: torch.Tensor, iters: int = PAIR_ITERS
+    a: torch.Tensor,
+    b: torch.Tensor,
+    b_mask: torch.Tensor,
+    iters: int = PAIR_ITERS,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Leading singular vectors of S_ij = A_i B_j^T for every pair, without forming S_ij.
 
-    a [N_i, K, D], b [N_j, T, D] (excluded rows zero), b_mask [N_j, T] -> u [N_i, N_j, K],
-    v [N_i, N_j, T]. Factored power iteration (S v = A_i (B_j^T v), S^T u = B_j (A_i^T u)):
-    (K + T) D per pair and step instead of K T D to form S_ij; every step is a batched
-    matmul. Warm start v = mean over text tokens: the first half-step is then one GEMM
-    (all image tokens x all mean text tokens), and u^T S v at that start is already the
-    mean-token similarity, which sigma_1 refines.
+    a [N_i, K, D], b [N_j, T, D] (excluded rows zero), b_mask [N_j, T] -> unit vectors
+    u [N_i, K, N_j] and v [N_j, T, N_i] (the layouts the batched matmuls produce).
+    Factored power iteration (S v = A_i (B_j^T v), S^T u = B_j (A_i^T u)): (K + T) D per pair
+    and step instead of the K T D that forming S_ij costs; every step is one bmm. Warm start
+    v = mean over text tokens: the first half-step is then one GEMM (all image tokens x all
+    mean text tokens), and u^T S v there is already the mean-token similarity, which sigma_1
+    refines. Only u (the small side) is normalised each step: that bounds the growth, and
+    the larger v [N_j, T, N_i] is normalised once at the end. `dtype` is the iteration's
+    precision: bf16 halves the matmul time and, as the vectors only enter sigma_1 =
+    u^T S v (float32, see `pair_sigma1`) at second order, costs ~1e-5 relative in sigma_1.
     """
     with torch.no_grad():
-        a, b = a.float(), b.float()
+        a, b = a.to(dtype), b.to(dtype)
         n_i, k, d = a.shape
-        v0 = b_mask.float() / b_mask.sum(dim=1, keepdim=True).clamp_min(1).float().sqrt()
+        v0 = b_mask.to(dtype) / b_mask.sum(dim=1, keepdim=True).clamp_min(1).to(dtype).sqrt()
         mean_b = torch.einsum("jt,jtd->jd", v0, b)  # [N_j, D]
         u = (a.reshape(n_i * k, d) @ mean_b.T).view(n_i, k, -1)  # [N_i, K, N_j] = S_ij v0
-        u = F.normalize(u + 1e-6, dim=1)  # + eps: never start from an exact zero
+        u = F.normalize(u, dim=1) + 1e-6  # + eps: never start from an exact zero vector
         for step in range(iters + 1):
             w = torch.bmm(u.transpose(1, 2), a)  # [N_i, N_j, D] = A_i^T u_ij
-            v = F.normalize(torch.bmm(b, w.permute(1, 2, 0)), dim=1)  # [N_j, T, N_i]
+            v = torch.bmm(b, w.permute(1, 2, 0))  # [N_j, T, N_i] = B_j A_i^T u_ij
             if step == iters:
                 break
             z = torch.bmm(v.transpose(1, 2), b)  # [N_j, N_i, D] = B_j^T v_ij
-            u = F.normalize(torch.bmm(a, z.permute(1, 2, 0)), dim=1)  # [N_i, K, N_j]
-    return u.transpose(1, 2), v.permute(2, 0, 1)  # [N_i, N_j, K], [N_i, N_j, T]
+            u = F.normalize(torch.bmm(a, z.permute(1, 2, 0)), dim=1)  # [N_i, K, N_j] = S v
+    return F.normalize(u.float(), dim=1), F.normalize(v.float(), dim=1)
 
 
 def sigma1(mat: torch.Tensor, iters: int = DENSE_ITERS) -> torch.Tensor:
@@ -97,15 +109,19 @@ def pair_sigma1(
     entry of S_ij is a cosine, so ||S_ij||_2 <= sqrt(K T_j); dividing by that puts the
     score in [0, 1] like a cosine and keeps it comparable across mask ratios (K) and text
     lengths (T_j) -- otherwise the image mask ratio would silently rescale beta.
+    The no-grad power iteration runs in the tokens' precision (bf16 under bf16 autocast),
+    sigma_1 itself in float32.
     """
+    low = image_tokens.dtype in (torch.bfloat16, torch.float16)
     a = F.normalize(image_tokens.float(), dim=-1)  # [N, K, D]
     b = F.normalize(text_tokens.float(), dim=-1) * text_token_mask[:, :, None]  # [N, T, D]
-    u, v = pair_singular_vectors(a.detach(), b.detach(), text_token_mask, iters)
-    # With gradient: sigma_ij = (A_i^T u_ij) . (B_j^T v_ij), never forming S_ij.
-    left = torch.bmm(u, a)  # [N_i, N_j, D]
-    right = torch.bmm(v.transpose(0, 1), b).transpose(0, 1)  # [N_i, N_j, D]
+    dtype = image_tokens.dtype if low else torch.float32
+    u, v = pair_singular_vectors(a.detach(), b.detach(), text_token_mask, iters, dtype)
+    # With gradient: sigma_ij = u_ij^T A_i (B_j^T v_ij), never forming S_ij.
+    z = torch.bmm(v.transpose(1, 2), b)  # [N_j, N_i, D] = B_j^T v_ij
+    su = torch.bmm(a, z.permute(1, 2, 0))  # [N_i, K, N_j] = S_ij v_ij
     lengths = text_token_mask.sum(dim=1).clamp_min(1).float()  # [N_j]
-    return (left * right).sum(-1) / (a.shape[1] * lengths[None, :]).sqrt()
+    return (su * u).sum(dim=1) / (a.shape[1] * lengths[None, :]).sqrt()  # [N_i, N_j]
 
 
 def svd_pair_loss(

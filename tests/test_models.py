@@ -43,7 +43,7 @@ def make_batch(n=4, t=12, seed=0):
 
 
 def test_forward_shapes_with_both_masking_variants():
-    model = make_model(make_cfg(**{"mask.variant": "both"}))
+    model = make_model(make_cfg(**{"mask.variant": "both", "loss.svd_weight": 0.1}))
     out = model(make_batch(), image_ratio=0.5, text_ratio=0.15)
     assert out["image_emb"].shape == out["text_emb"].shape == (4, 16)
     assert torch.allclose(out["image_emb"].norm(dim=-1), torch.ones(4))
@@ -54,6 +54,7 @@ def test_forward_shapes_with_both_masking_variants():
     assert out["mlm_logits"].shape == (out["mlm_labels"].shape[0], VOCAB)
     assert (out["mlm_labels"] >= 5).all()  # only real, non-special tokens are predicted
     assert out["temperature"].item() == pytest.approx(0.07)
+    assert "image_tokens" not in make_model()(make_batch(), 0.5)  # no SVD term: not computed
 
 
 def test_text_token_mask_excludes_specials_and_padding():

@@ -61,6 +61,8 @@ class MedFLIP(nn.Module):
         self.decoder = None
         if cfg.mask.variant in ("image", "both") and cfg.loss.mim_weight > 0:
             self.decoder = MAEDecoder(cfg, self.image.vit.patch_embed.grid_size)
+        # Projected token outputs cost a [N, T, W] x [W, D] matmul; only the pair SVD uses them.
+        self.return_tokens = cfg.loss.svd_weight > 0 and cfg.loss.svd_form == "pair"
         tau = cfg.loss.temperature
         self.log_scale_bounds = (-math.log(max(TAU_MAX, tau)), -math.log(min(TAU_MIN, tau)))
         scale = torch.tensor(-math.log(tau))  # log(1/tau), CLIP's logit_scale
@@ -85,11 +87,12 @@ class MedFLIP(nn.Module):
     def forward(self, batch: dict, image_ratio: float, text_ratio: float = 0.0) -> dict:
         """One training forward. See the module docstring for which text each branch sees.
 
-        Returns image_emb, text_emb [N, D] (normalised); image_tokens [N, K, D] and
-        text_tokens [N, T', D] (projected, not normalised; T' = the batch's last non-pad
-        column); text_token_mask [N, T'] bool (real, non-special tokens); temperature
-        (scalar); keep [N, K]; and when active mlm_logits [M, V] / mlm_labels [M] (masked
-        tokens only) and mim_pred / mim_target [N, L, p*p] with mim_mask [N, L] (1 = dropped);
+        Returns image_emb, text_emb [N, D] (normalised); text_token_mask [N, T'] bool (real,
+        non-special tokens; T' = the batch's last non-pad column); temperature (scalar);
+        keep [N, K]; when `return_tokens` (default: the pair SVD term is on) image_tokens
+        [N, K, D] and text_tokens [N, T', D] (projected, not normalised); when active
+        mlm_logits [M, V] / mlm_labels [M] (masked tokens only) and mim_pred / mim_target
+        [N, L, p*p] with mim_mask [N, L] (1 = dropped); and
         idle_zero (a 0 touching an existing but idle head, which MedFLIPLoss adds to `loss`).
         """
         image = self.image(batch["image"], image_ratio)
@@ -98,12 +101,13 @@ class MedFLIP(nn.Module):
         out = {
             "image_emb": F.normalize(self.image_proj(image.pooled), dim=-1),
             "text_emb": F.normalize(self.text_proj(text.pooled), dim=-1),
-            "image_tokens": self.image_proj(image.tokens),
-            "text_tokens": self.text_proj(text.tokens),
             "text_token_mask": text.attention_mask.bool() & ~special,
             "temperature": self.temperature(),
             "keep": image.keep,
         }
+        if self.return_tokens:
+            out["image_tokens"] = self.image_proj(image.tokens)
+            out["text_tokens"] = self.text_proj(text.tokens)
         mim, mlm = self.decoder is not None and image_ratio > 0, text_ratio > 0
         if mlm and self.text.mlm_head is None:
             raise ValueError(
