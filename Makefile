@@ -43,3 +43,15 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# A one-machine Ray head as README "On a cluster" starts one (token auth, loopback dashboard).
+.PHONY: cluster-up cluster-down test-cluster
+cluster-up: $(STAMP)
+	scripts/cluster-up.sh
+
+cluster-down:
+	scripts/cluster-down.sh
+
+# Only the cluster tests (make test runs them too): browser, Prometheus, privacy, fault drills.
+test-cluster: $(STAMP)
+	$(PY) -m pytest tests/cluster $(PYTEST_ARGS)

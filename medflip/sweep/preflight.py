@@ -25,6 +25,14 @@ NO_CLUSTER = (
 )
 
 
+TOKEN_HINT = (
+    "The cluster runs with token authentication (README 'On a cluster'): export "
+    "RAY_AUTH_MODE=token and give this driver the head's token -- copy it to "
+    "~/.ray/auth_token, or set RAY_AUTH_TOKEN_PATH=FILE or RAY_AUTH_TOKEN=TOKEN. On the head, "
+    "`ray get-auth-token` prints it."
+)
+
+
 class PreflightError(RuntimeError):
     """A setup problem found before the sweep started; the message says how to fix it."""
 
@@ -64,14 +72,38 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
     return address
 
 
+def connect_error(address: str | None, exc: BaseException) -> PreflightError:
+    """Turn ray.init's generic "Failed to connect" into what went wrong: the token, or no
+    cluster at that address."""
+    text, e = [], exc
+    while e is not None and len(text) < 10:
+        text.append(f"{type(e).__name__}: {e}")
+        e = e.__cause__ or e.__context__
+    joined = "\n".join(text)
+    if "InvalidAuthToken" in joined or "AuthenticationError" in joined:
+        return PreflightError(f"--address {address}: the cluster rejected this driver's "
+                              f"authentication token.\n{TOKEN_HINT}")
+    return PreflightError(f"--address {address}: could not join the cluster ({exc}).\n"
+                          f"{NO_CLUSTER}")
+
+
 def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
     """Make sure a sweep can write under `storage` (a local path or a pyarrow URI such as
-    s3://bucket/runs); returns it normalised. Creates the directory if missing, writes and
-    removes a fsynced probe file, and (local paths) checks free space. Writes nothing else.
+    s3://bucket/runs); returns it normalised. Local paths: checks the free space first (a
+    failure creates nothing), then creates the directory and writes and removes a fsynced
+    probe file. URIs: the same probe through pyarrow's filesystem. Writes nothing else.
     """
     if "://" in storage:
         return _check_uri(storage)
     path = os.path.abspath(os.path.expanduser(storage))
+    existing = path
+    while not os.path.exists(existing):  # free space where the directory will be created
+        existing = os.path.dirname(existing)
+    free = shutil.disk_usage(existing).free if os.path.isdir(existing) else None
+    if free is not None and free < min_free_mb * MiB:
+        raise PreflightError(f"--storage {storage}: only {free / MiB:.1f} MiB free, a sweep "
+                             f"needs at least {min_free_mb:g} MiB (checkpoints, results); "
+                             f"free some space or point --storage elsewhere")
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".medflip-probe-") as probe:
@@ -81,11 +113,6 @@ def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
     except OSError as e:
         raise PreflightError(f"--storage {storage}: not writable ({e.strerror or e}); "
                              f"choose a directory this user can write") from None
-    free = shutil.disk_usage(path).free
-    if free < min_free_mb * MiB:
-        raise PreflightError(f"--storage {storage}: only {free / MiB:.1f} MiB free, a sweep "
-                             f"needs at least {min_free_mb:g} MiB (checkpoints, results); "
-                             f"free some space or point --storage elsewhere")
     return path
 
 

@@ -9,6 +9,7 @@ import pytest
 from medflip.sweep.preflight import (
     PreflightError,
     check_storage,
+    connect_error,
     resolve_address,
 )
 
@@ -83,7 +84,7 @@ def tmpfs(tmp_path):
 
 
 def test_read_only_storage_is_rejected(tmpfs):
-    point = tmpfs("1m", readonly=True)
+    point = tmpfs("1g", readonly=True)  # tmpfs takes memory only as it fills
     with pytest.raises(PreflightError, match="not writable .*Read-only file system"):
         check_storage(str(point / "runs"))
 
@@ -102,3 +103,23 @@ def test_full_storage_is_rejected(tmpfs):
     with pytest.raises(PreflightError, match="No space left on device"):
         check_storage(str(point), min_free_mb=0)
     assert sorted(p.name for p in point.iterdir()) == ["filler"]
+
+
+def test_connect_error_tells_a_token_problem_from_a_missing_cluster():
+    from ray.exceptions import AuthenticationError
+
+    def chained(inner):
+        try:
+            try:
+                raise inner
+            except Exception as e:
+                raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from e
+        except ConnectionError as exc:
+            return exc
+
+    token = connect_error("auto", chained(AuthenticationError(
+        "RPC error: InvalidAuthToken: Authentication token is missing or incorrect")))
+    assert "rejected this driver's authentication token" in str(token)
+    assert "RAY_AUTH_MODE=token" in str(token) and "ray get-auth-token" in str(token)
+    other = connect_error("10.0.0.1:6379", chained(TimeoutError("deadline exceeded")))
+    assert "could not join" in str(other) and "make cluster-up" in str(other)

@@ -93,7 +93,10 @@ class Page:
         deadline = time.monotonic() + timeout_s
         text = ""
         while time.monotonic() < deadline:
-            text = await self.js("document.body ? document.body.innerText : ''") or ""
+            try:
+                text = await self.js("document.body ? document.body.innerText : ''") or ""
+            except RuntimeError:  # the page navigated or reloaded under us: look again
+                text = ""
             if all(n in text for n in needles):
                 return text
             await asyncio.sleep(1.0)
