@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from dataclasses import dataclass
 
 import ray
@@ -51,14 +52,22 @@ def connect(address: str | None, env_vars: dict[str, str] | None = None) -> dict
         # cluster by RAY_ADDRESS, else by scanning for GCS processes, which fails when a
         # machine runs two Ray instances: the cleaner then dies and an aborted sweep leaves
         # its placement groups behind. So resolve the address once and hand it down.
-        ray.init(address=address)
-        gcs = ray.get_runtime_context().gcs_address
-        ray.shutdown()
-        env.setdefault("RAY_ADDRESS", gcs)
-        ray.init(address=gcs, runtime_env={"env_vars": env})
+        address = resolve_address(address)
+        env.setdefault("RAY_ADDRESS", address)
+        ray.init(address=address, runtime_env={"env_vars": env})
     else:
         ray.init(num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": env} if env else None)
     return dict(ray.cluster_resources())
+
+
+def resolve_address(address: str) -> str:
+    """"auto" -> host:port the way `ray.init("auto")` finds it (RAY_ADDRESS, then the
+    address `ray start` recorded); anything else is returned as given."""
+    if address != "auto":
+        return address
+    from ray._private.services import canonicalize_bootstrap_address_or_die
+
+    return canonicalize_bootstrap_address_or_die("auto")
 
 
 def node_resources() -> list[dict[str, float]]:
@@ -168,6 +177,16 @@ def leftover_placement_groups(experiment_dir: str) -> list[dict]:
         for g in groups
         if g.creator_job_id in mine and g.state in ("CREATED", "PENDING", "RESCHEDULING")
     ]
+
+
+def wait_for_leftovers(experiment_dir: str, timeout_s: float = 30.0) -> list[dict]:
+    """Leftovers still there after giving Ray's own clean-up `timeout_s` to remove them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        leftovers = leftover_placement_groups(experiment_dir)
+        if not leftovers or time.monotonic() >= deadline:
+            return leftovers
+        time.sleep(2.0)
 
 
 def clear_hint(experiment_dir: str, leftovers: list[dict]) -> str:

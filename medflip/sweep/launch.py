@@ -156,7 +156,7 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
     cluster.connect(plan.address)
     try:
         if plan.address:
-            leftovers = cluster.leftover_placement_groups(plan.experiment_dir)
+            leftovers = cluster.wait_for_leftovers(plan.experiment_dir)
             if leftovers:
                 print(cluster.clear_hint(plan.experiment_dir, leftovers), file=sys.stderr)
                 return 2
