@@ -61,8 +61,9 @@ class SyntheticCXR:
     """
 
     def __init__(self, seed: int = 0, size: int = 1000, image_size: int = 64):
-        for name, value, low in (("seed", seed, 0), ("size", size, 0), ("image_size", image_size, 16)):
-            if not isinstance(value, (int, np.integer)) or value < low:
+        checks = (("seed", seed, 0), ("size", size, 0), ("image_size", image_size, 16))
+        for name, value, low in checks:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
                 raise ValueError(f"SyntheticCXR: {name} must be an integer >= {low}, got {value!r}")
         self.seed, self.size, self.image_size = int(seed), int(size), int(image_size)
 

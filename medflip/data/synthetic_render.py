@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from medflip.data.synthetic_anatomy import Study
+from medflip.data.synthetic_canvas import Canvas, upsample
 from medflip.data.synthetic_findings import add_findings_full, add_findings_lo
-from medflip.data.synthetic_textures import APEX_REF, Banks, add_sprite, banks
+from medflip.data.synthetic_textures import APEX_REF, Banks, banks
 
 SOFT_EDGE = 1.0  # soft-mask edge width, lo-res pixels
 D_MAX = 1.15  # density that exposes to full white
@@ -113,95 +114,78 @@ def _frame(b: Banks, study: Study) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def _anatomy_lo(x, y, g: Geometry, study: Study, k: float):
+def _anatomy_lo(x, y, g: Geometry, study: Study, b: Banks, k: float):
     """Lo-res density, aerated-lung mask and inside-the-chest-wall mask, each [G, G],
-    of the healthy chest. (Few, whole-array numpy calls: this runs for every image.)"""
+    of the healthy chest. This runs for every image, so it is written as few whole-array
+    numpy calls; profiles along one axis are computed untilted, on a row or a column
+    ([1, G] or [G, 1]), which a tilt of a few degrees hardly changes."""
     a = study.anatomy
-    ax = np.abs(x)
+    row = b.u0[:1] + (0.5 - a.cx)  # [1, G] x, untilted
+    col = b.v0[:, :1] + 0.5  # [G, 1] y, untilted
     tw = g.half_width
-    # body: a cylinder (thickest at the midline) with sloping shoulders and a narrow neck
-    s = np.clip(y * 6.5, 0.0, 1.0)
-    half = s * (2.0 - s)
-    half *= a.body - 0.11
-    half += 0.11
+    ax = np.abs(x)
+    # body: an elliptic cylinder (thickest at the midline) below a neck and shoulders
+    s = np.minimum(col * 6.5, 1.0)
+    half = s * (2.0 - s) * (a.body - 0.11) + 0.11  # [G, 1]
     q = x / half
-    path = np.sqrt(np.maximum(1.0 - q * q, 0.0))
-    body = ramp(half - ax, k)
+    path = np.sqrt(np.maximum(1.0 - q * q, 0.0))  # tissue thickness, 0 outside the body
     # diaphragm: two domes, each highest mid-hemithorax, falling fastest laterally
-    d = ax - DOME_PEAK * tw
+    d = np.abs(row) - DOME_PEAK * tw
     dm = np.maximum(d, 0.0)
-    dome_y = d * d * (0.6 * g.curv)
-    dome_y += dm * dm * ((DOME_LATERAL - 0.6) * g.curv)
-    dome_y += (x < 0) * np.float32(g.dome_r - g.dome_l)  # float32 scalar: bool * it is f32
-    dome_y += g.dome_l
+    dome_y = d * d * (0.6 * g.curv) + dm * dm * ((DOME_LATERAL - 0.6) * g.curv)
+    dome_y += np.where(row < 0, g.dome_r, g.dome_l).astype(np.float32)  # [1, G]
     below = ramp(y - dome_y, k)
     # lungs: tapered apices widening toward the bases, cut by the domes and the mediastinum
-    r = 1.0 - np.clip((y - g.apex) * (1 / (0.7 * (g.dome_r - g.apex))), 0.0, 1.0)
-    thorax = ramp(tw - ax - tw * r * r * r, 0.35 * k)  # inside the inner chest wall
+    r = 1.0 - np.clip((col - g.apex) * (1 / (0.7 * (g.dome_r - g.apex))), 0.0, 1.0)
+    thorax = ramp((tw - tw * r * r * r) - ax, 0.35 * k)  # inside the inner chest wall
     xm = np.abs(x - g.shift) if g.shift else ax
     lung = ramp(xm - a.mediastinum, k)
     lung *= thorax
     lung *= 1.0 - below
-    mediastinum, thick = _mediastinum(x, y, xm, g, a, k)
+    mediastinum, thick = _mediastinum(x, y, xm, col, g, a, k)
     lung *= 1.0 - mediastinum
-    density = path * (0.65 * a.soft) + 0.35 * a.soft
-    density *= body
-    density += ((path * 0.35 + 0.22) * body - density) * below  # liver / spleen
+    density = path * a.soft
+    density += (path * 0.6 - density) * below  # liver / spleen
     density += (a.air - density) * lung
     density += (thick * 0.12 + 0.46 - density) * mediastinum
     return density, lung, thorax
 
 
-def _mediastinum(x, y, xm, g: Geometry, a, k: float):
+def _mediastinum(x, y, xm, col, g: Geometry, a, k: float):
     """Heart (a sheared ellipse resting on the domes; shearing keeps every row's width, so
-    the CTR is exact), aortic knob and upper mediastinum: mask and heart thickness."""
+    the CTR is exact), upper mediastinum and aortic knob: mask and heart thickness."""
     dy = y - g.heart_y
     hx = x - g.heart_x - HEART_SHEAR * dy
     hx *= 1 / g.heart_w
     dy *= 1 / g.heart_h
     t = 1.0 - hx * hx - dy * dy
-    heart = ramp(t, k * 0.5 * g.heart_w)
+    mask = ramp(t, k * 0.5 * g.heart_w)
     thick = np.sqrt(np.maximum(t, 0.0))  # projected thickness: brighter centre
-    kx = x - (g.shift + a.mediastinum + 0.005)
-    ky = y - (g.carina - 0.035)
+    width = (col - g.apex) * 0.012 + a.mediastinum  # [G, 1]: widening downward
+    upper = ramp(width - xm, k)
+    upper *= col < g.heart_y
+    np.maximum(mask, upper, out=mask)
+    # the knob is small: draw it on its own block of the grid only
+    grid = x.shape[0]
+    r0, c0 = int((g.carina - 0.07) * grid), int((g.cx + g.shift + 0.02) * grid)
+    rows, cols = slice(max(r0, 0), max(r0 + grid // 8, 0)), slice(c0, c0 + grid // 8)
+    kx = x[rows, cols] - (g.shift + a.mediastinum + 0.005)
+    ky = y[rows, cols] - (g.carina - 0.035)
     knob = ramp(0.028**2 - kx * kx - ky * ky, k / 0.056)
-    upper = ramp(a.mediastinum + 0.012 * (y - g.apex) - xm, k) * (y < g.heart_y)
-    np.maximum(heart, knob, out=heart)
-    np.maximum(heart, upper, out=heart)
-    return heart, thick
+    np.maximum(mask[rows, cols], knob, out=mask[rows, cols])
+    return mask, thick
 
 
-def _crop(bank: np.ndarray, oy: int, ox: int, size: int) -> np.ndarray:
-    return bank[oy : oy + size, ox : ox + size]
-
-
-def _upsample(b: Banks, lo: np.ndarray) -> np.ndarray:
-    return b.up @ lo @ b.up.T
-
-
-def _add_masked(b: Banks, density: np.ndarray, template: np.ndarray, py: int, px: int,
-                lo: np.ndarray) -> None:
-    """density += template crop * lo-res mask, nearest-neighbour: when S = 2 G, one strided
-    product per 2 x 2 phase on the lo-res grid (cheap); else a bilinear upsample."""
-    size = b.size
-    if size == 2 * b.grid:
-        for i in (0, 1):
-            for j in (0, 1):
-                density[i::2, j::2] += template[py + i : py + size : 2, px + j : px + size : 2] * lo
-    else:
-        density += template[py : py + size, px : px + size] * _upsample(b, lo)
-
-
-def _sprites(density: np.ndarray, g: Geometry, a, b: Banks) -> None:
+def _sprites(canvas: Canvas, g: Geometry, a, b: Banks) -> None:
     """Gastric bubble under the left dome; breast shadows over the bases."""
     size = b.size
-    h, w = b.bubble.shape
+    h, w = (n * b.f for n in b.bubble.shape[2:])
     top = int((g.dome_l + 0.06) * size) - h // 2
-    add_sprite(density, b.bubble, top, int((g.cx + 0.45 * g.half_width) * size) - w // 2, 1.0)
+    canvas.add_sprite(b.bubble, top, int((g.cx + 0.45 * g.half_width) * size) - w // 2, 1.0)
     if a.breast > 0:
-        w = b.breasts.shape[1]
-        top = int((0.5 * (g.dome_r + g.dome_l) + 0.02) * size) - b.breast_low
-        add_sprite(density, b.breasts, top, int(g.cx * size) - w // 2, a.breast)
+        h, w = (n * b.f for n in b.breasts.shape[2:])
+        top = int((0.5 * (g.dome_r + g.dome_l) + 0.02) * size) + b.breast_low - h
+        canvas.add_sprite(b.breasts, top, int(g.cx * size) - w // 2, a.breast)
 
 
 def render(study: Study, image_size: int) -> np.ndarray:
@@ -211,40 +195,43 @@ def render(study: Study, image_size: int) -> np.ndarray:
     g = geometry(study)
     k = b.grid / SOFT_EDGE
     x, y = _frame(b, study)
-    density, lung, thorax = _anatomy_lo(x, y, g, study, k)
+    density, lung, thorax = _anatomy_lo(x, y, g, study, b, k)
     extras = add_findings_lo(density, lung, thorax, x, y, g, study, b)
     oy, ox = (int(o * b.grid) for o in a.offsets[:2])
     density += b.mottle[oy : oy + b.grid, ox : ox + b.grid]
-    density = _upsample(b, density)
+    canvas = Canvas(upsample(density, b.f))  # [f, f, G, G]: the full-resolution image
+    # templates are drawn for a reference chest: shift them onto this one
     t = b.template(g.half_width, a.texture)
-    py = int(round(b.pad + (APEX_REF - g.apex) * image_size))
-    px = int(round(b.pad + (0.5 - g.cx) * image_size))
-    py, px = min(max(py, 0), 2 * b.pad), min(max(px, 0), 2 * b.pad)
-    density += _crop(b.bones[a.view][t], py, px, image_size)
-    vessels = b.vessels[t]
+    py = min(max(int(round(b.pad + (APEX_REF - g.apex) * image_size)), 0), 2 * b.pad) // b.f
+    px = min(max(int(round(b.pad + (0.5 - g.cx) * image_size)), 0), 2 * b.pad) // b.f
+    crop = (slice(None), slice(None), slice(py, py + b.grid), slice(px, px + b.grid))
+    canvas.p += b.bones[a.view][t][crop]
+    vessels = b.vessels[t][crop]
     edema = study.findings.get("Edema")
     if edema is not None:  # edema blurs the vessel outlines
         blur = min(1.0, 0.4 + 0.8 * edema.severity)
-        vessels = (1 - blur) * vessels + blur * b.vessels_blur[t]
-    _add_masked(b, density, vessels, py, px, lung)
-    _sprites(density, g, a, b)
-    add_findings_full(density, g, study, b, extras)
-    return _expose(density, a, b)
+        vessels = vessels * (1 - blur) + b.vessels_blur[t][crop] * blur
+    canvas.p += vessels * lung  # the lo-res lung mask multiplies every phase
+    _sprites(canvas, g, a, b)
+    add_findings_full(canvas, g, study, b, extras)
+    return _expose(canvas, a, b)
 
 
-def _expose(density: np.ndarray, a, b: Banks) -> np.ndarray:
+def _expose(canvas: Canvas, a, b: Banks) -> np.ndarray:
     """Film response 1 - exp(-gain * density), display gamma, quantum noise; in [0, 1]."""
-    img = np.exp(density * -a.gain, out=density)
+    img = canvas.p
+    img *= -a.gain
+    np.exp(img, out=img)
     scale = 1.0 / (1.0 - math.exp(-a.gain * D_MAX))
     img *= -scale
     img += scale
-    np.maximum(img, 0.0, out=img)
     # gamma as Schlick's bias curve x / (x + c (1 - x)): matches x**gamma at 0.5, and is
     # three cheap operations instead of a power
     c = 2.0**a.gamma - 1.0
     img /= img * (1.0 - c) + c
-    size = b.size
-    ny, nx = int(a.offsets[2] * size), int(a.offsets[0] * size)
+    g = b.grid
+    ny, nx = int(a.offsets[2] * g), int(a.offsets[0] * g)
     sigma = a.noise * (1.3 if a.view == "AP" else 1.0)
-    img += b.noise[ny : ny + size, nx : nx + size] * sigma
-    return np.clip(img, 0.0, 1.0, out=img)
+    img += b.noise[:, :, ny : ny + g, nx : nx + g] * sigma
+    np.clip(img, 0.0, 1.0, out=img)
+    return canvas.image()

@@ -2,8 +2,7 @@
 
 Drawing ribs and vessel trees per image would cost milliseconds; instead each image takes a
 shifted crop (a free numpy view) of one of a few templates drawn here, picked by the
-patient's thoracic width. Smooth anatomy is drawn on a half-resolution grid and brought to
-full size with one bilinear matrix product. Noise comes from crops of one noise bank.
+patient's thoracic width and the view. Noise comes from crops of one noise bank.
 """
 
 from __future__ import annotations
@@ -13,59 +12,43 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medflip.data.synthetic_canvas import factor, to_phases
+
 APEX_REF = 0.13  # templates are drawn for lungs whose apices sit here ...
 WIDTHS = (0.345, 0.365, 0.385, 0.405)  # ... and for these thoracic half-widths
 VARIANTS = 4  # rib/vessel variants per width
 RIB_DENSITY, VESSEL_DENSITY, MOTTLE_DENSITY = 0.08, 0.14, 0.02
+KERLEY_LINES, KERLEY_STEP = 9, 0.016
 _BANK_SEED = 20240517  # templates are the same in every process
 
 
 @dataclass(frozen=True)
 class Banks:
-    """Everything `render` precomputes for one image size (S px, lo-res grid G px)."""
+    """Everything `render` precomputes for one image size: S px, lo-res grid G = S / f px.
+    Full-resolution arrays are stored as polyphase components (see synthetic_canvas)."""
 
     size: int
     grid: int
+    f: int
     pad: int  # template margin, pixels: crops shift by up to this much
-    up: np.ndarray  # [S, G] bilinear upsampling: full = up @ lo @ up.T
     u0: np.ndarray  # [G, G] lo-res x - 0.5 (fractions of the image)
     v0: np.ndarray  # [G, G] lo-res y - 0.5
-    # Templates [T, S + 2 pad, S + 2 pad], T = len(WIDTHS) * VARIANTS, density units:
+    # Templates [T, f, f, (S + 2 pad) / f, (S + 2 pad) / f], T = len(WIDTHS) * VARIANTS:
     bones: dict  # view -> ribs, clavicles, spine, hila and the (negative) tracheal air
     vessels: np.ndarray  # lung markings, sharp
     vessels_blur: np.ndarray  # the markings blurred (edema)
-    noise: np.ndarray  # [2 S, 2 S] standard normal
+    noise: np.ndarray  # [f, f, 2 G, 2 G] standard normal
     mottle: np.ndarray  # [2 G, 2 G] smooth noise, std MOTTLE_DENSITY
-    bubble: np.ndarray  # sprite: gastric air under the left dome (negative density)
-    breasts: np.ndarray  # sprite: both breast shadows at unit density; bottom edge at row
-    breast_low: int  # ... this many rows below the sprite's reference row
+    bubble: np.ndarray  # phased sprite: gastric air under the left dome (negative density)
+    breasts: np.ndarray  # phased sprite: both breast shadows at unit density, whose
+    breast_low: int  # ... lower edges are this many pixels below the sprite's centre row
+    kerley: tuple  # 4 variants of (rows, cols): septal lines anchored at column 0 (the
+    # patient's right chest wall), stacked upward from row 0 (negative rows)
 
     def template(self, half_width: float, texture: float) -> int:
         """Index of the template for this thoracic half-width and variant draw in [0, 1)."""
         w = min(range(len(WIDTHS)), key=lambda i: abs(half_width - WIDTHS[i]))
         return w * VARIANTS + min(int(texture * VARIANTS), VARIANTS - 1)
-
-
-def add_sprite(img: np.ndarray, sprite: np.ndarray, top: int, left: int, scale: float) -> None:
-    """img[top:, left:] += scale * sprite, clipped to the image; in place."""
-    h, w = sprite.shape
-    r0, c0 = max(top, 0), max(left, 0)
-    r1, c1 = min(top + h, img.shape[0]), min(left + w, img.shape[1])
-    if r0 < r1 and c0 < c1:
-        img[r0:r1, c0:c1] += sprite[r0 - top : r1 - top, c0 - left : c1 - left] * scale
-
-
-def upsample_matrix(size: int, grid: int) -> np.ndarray:
-    """[size, grid] bilinear weights between pixel centres (edges clamp)."""
-    pos = (np.arange(size) + 0.5) * grid / size - 0.5
-    pos = np.clip(pos, 0, grid - 1)
-    lo = np.minimum(np.floor(pos).astype(int), grid - 2) if grid > 1 else np.zeros(size, int)
-    frac = pos - lo
-    m = np.zeros((size, grid), np.float32)
-    m[np.arange(size), lo] = 1 - frac
-    if grid > 1:
-        m[np.arange(size), lo + 1] += frac
-    return m
 
 
 def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -124,15 +107,35 @@ def _midline(shape, size, pad, view: str) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _sprites(size: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """The gastric bubble and the breast shadows as small arrays to add at an offset."""
-    r, c = np.mgrid[-0.04 : 0.04 : 1 / size, -0.07 : 0.07 : 1 / size]
+def _sprites(size: int, f: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The gastric bubble and the breast shadows, phased, to add at an offset."""
+    h, w = 2 * ((int(0.04 * size) + 1) // 2 * 2), 2 * ((int(0.07 * size) + 1) // 2 * 2)
+    r, c = np.mgrid[0:h, 0:w] / size
+    r, c = r - 0.5 * h / size, c - 0.5 * w / size
     bubble = -0.15 * np.clip((1 - (c / 0.06) ** 2 - (r / 0.033) ** 2) * 4, 0, 1)
-    r, c = np.mgrid[-0.2 : 0.07 : 1 / size, -0.55 : 0.55 : 1 / size]
+    low = int(0.07 * size) // 2 * 2
+    h, w = int(0.2 * size) // 2 * 2 + low, int(0.55 * size) // 2 * 4
+    r, c = np.mgrid[0:h, 0:w] / size
+    r, c = r - (h - low) / size, c - 0.5 * w / size
     bx = (np.abs(c) - 0.3) / 0.19
     by = np.maximum(-r, 3 * r) / 0.2  # fading upward; a sharp, curved fold below
     breasts = np.clip(1 - bx * bx - by * by, 0, 1) ** 0.5
-    return bubble.astype(np.float32), breasts.astype(np.float32), int(round(0.2 * size))
+    return to_phases(bubble, f), to_phases(breasts, f), low
+
+
+def _kerley(size: int, rng) -> tuple:
+    """Kerley B lines as pixel offsets: KERLEY_LINES short horizontal lines, one every
+    KERLEY_STEP of the image height upward from row 0; 4 variants of lengths."""
+    step = KERLEY_STEP * size
+    out = []
+    for _ in range(4):
+        rows, cols = [], []
+        for j in range(KERLEY_LINES):
+            n = max(1, int(rng.uniform(0.02, 0.045) * size))
+            rows.append(np.full(n, -int(j * step + rng.uniform(0, 0.4) * step)))
+            cols.append(np.arange(n))
+        out.append((np.concatenate(rows), np.concatenate(cols)))
+    return tuple(out)
 
 
 def _bone(d: np.ndarray) -> np.ndarray:
@@ -180,8 +183,9 @@ def banks(size: int) -> Banks:
     """The banks for one image size (cached per process; deterministic)."""
     if size < 16:
         raise ValueError(f"image_size must be >= 16 pixels, got {size}")
-    grid = max(16, size // 2)
-    pad = max(4, size // 8)
+    f = factor(size)
+    grid = size // f
+    pad = max(4, size // 8) // f * f
     shape = (size + 2 * pad, size + 2 * pad)
     rng = np.random.default_rng(_BANK_SEED)
     ribs, vessels, blurred = [], [], []
@@ -194,18 +198,18 @@ def banks(size: int) -> Banks:
             vessels.append(VESSEL_DENSITY * sharp)
             blurred.append(VESSEL_DENSITY * soft)
     ribs = np.stack(ribs)
-    bones = {view: ribs + _midline(shape, size, pad, view) for view in ("PA", "AP")}
-    bubble, breasts, breast_low = _sprites(size)
+    bones = {v: to_phases(ribs + _midline(shape, size, pad, v), f) for v in ("PA", "AP")}
+    bubble, breasts, breast_low = _sprites(size, f)
     c = (np.arange(grid, dtype=np.float32) + 0.5) / grid - 0.5
-    mottle = _blur(rng.standard_normal((2 * grid, 2 * grid)).astype(np.float32), 1.5)
+    mottle = _blur(rng.standard_normal((2 * grid, 2 * grid)).astype(np.float32), 1.5 * 2 / f)
     mottle *= MOTTLE_DENSITY / mottle.std()
     return Banks(
-        size=size, grid=grid, pad=pad,
-        up=upsample_matrix(size, grid),
+        size=size, grid=grid, f=f, pad=pad,
         u0=np.broadcast_to(c[None, :], (grid, grid)).copy(),
         v0=np.broadcast_to(c[:, None], (grid, grid)).copy(),
-        bones=bones, vessels=np.stack(vessels), vessels_blur=np.stack(blurred),
-        noise=rng.standard_normal((2 * size, 2 * size), dtype=np.float32),
+        bones=bones, vessels=to_phases(np.stack(vessels), f),
+        vessels_blur=to_phases(np.stack(blurred), f),
+        noise=rng.standard_normal((f, f, 2 * grid, 2 * grid), dtype=np.float32),
         mottle=mottle.astype(np.float32),
-        bubble=bubble, breasts=breasts, breast_low=breast_low,
+        bubble=bubble, breasts=breasts, breast_low=breast_low, kerley=_kerley(size, rng),
     )
