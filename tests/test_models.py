@@ -7,6 +7,7 @@ from transformers import BertConfig, BertModel
 from medflip import variants
 from medflip.config import apply_overrides
 from medflip.losses import MedFLIPLoss, mim_loss
+from medflip.masking import mask_tokens
 from medflip.models.image import normalized_patches, patchify
 from medflip.models.medflip import MedFLIP
 from medflip.models.text import TextTower
@@ -205,3 +206,24 @@ def test_local_pretrained_text_tower(tmp_path):
     assert tower(batch["input_ids"], batch["attention_mask"]).pooled.shape == (4, 24)
     with pytest.raises(ValueError, match="model.text"):
         TextTower(cfg, VOCAB + 1, PAD)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_which_text_the_contrastive_branch_sees(shared):
+    cfg = make_cfg(**{"mask.variant": "text"})
+    torch.manual_seed(0)
+    model = MedFLIP(cfg, VOCAB, PAD, MASK, SPECIAL, shared_text_pass=shared).eval()
+    batch = make_batch()
+    calls = []
+    model.text.bert.register_forward_hook(lambda *_: calls.append(1))
+    torch.manual_seed(1)
+    out = model(batch, 0.0, 0.3)  # ratio 0 draws nothing: mask_tokens is the first draw
+    passes = len(calls)
+    torch.manual_seed(1)
+    masked, _ = mask_tokens(batch["input_ids"], batch["attention_mask"], 0.3, MASK, SPECIAL,
+                            VOCAB)  # fmt: skip
+    seen = masked if shared else batch["input_ids"]
+    with torch.no_grad():
+        want = model.encode_text(seen, batch["attention_mask"])
+    assert passes == (1 if shared else 2)
+    assert torch.allclose(out["text_emb"], want, atol=1e-6)

@@ -4,10 +4,11 @@ Training calls `forward(batch, image_ratio, text_ratio)`; evaluation calls the u
 `encode_image` / `encode_text`. Masks are drawn from torch's default RNG on the model's
 device, so an engine that saves and restores RNG state resumes bit-exactly.
 
-Text masking (eq. 8) uses a second pass: the contrastive/SVD branch sees the intact report
-and the MLM branch the masked one. One shared pass would make the contrastive branch (and
-the zero-shot prompts at evaluation, which are never masked) see different inputs; the
-second pass adds ~(text share of the step), measured in benchmarks/masking.py.
+Text masking (eq. 8) runs a second text pass by default (as ALBEF and BLIP do): the
+contrastive/SVD branch sees the intact report, like the zero-shot prompts at evaluation,
+and the MLM branch the masked copy. `shared_text_pass=True` (FLIP's choice) encodes only
+the masked text and feeds both branches: cheaper by one text forward + backward, but
+the contrastive branch then trains on corrupted reports. Costs: benchmarks/masking.py.
 """
 
 from __future__ import annotations
@@ -40,8 +41,10 @@ class MedFLIP(nn.Module):
         pad_token_id: int,
         mask_token_id: int,
         special_token_ids: Sequence[int],
+        shared_text_pass: bool = False,
     ):
         super().__init__()
+        self.shared_text_pass = shared_text_pass
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.mask_token_id = mask_token_id
@@ -95,8 +98,35 @@ class MedFLIP(nn.Module):
         [N, L, p*p] with mim_mask [N, L] (1 = dropped); and
         idle_zero (a 0 touching an existing but idle head, which MedFLIPLoss adds to `loss`).
         """
+        mim, mlm = self.decoder is not None and image_ratio > 0, text_ratio > 0
+        if mlm and self.text.mlm_head is None:
+            raise ValueError(
+                "text_ratio > 0 needs mask.variant text or both and loss.mlm_weight > 0"
+            )
         image = self.image(batch["image"], image_ratio)
-        text = self.text(batch["input_ids"], batch["attention_mask"])
+        ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        if mlm:
+            masked_ids, mlm_labels = mask_tokens(
+                ids, attention_mask, text_ratio, self.mask_token_id,
+                self.special_token_ids, self.vocab_size,
+            )  # fmt: skip
+        text = self.text(masked_ids if mlm and self.shared_text_pass else ids, attention_mask)
+        out = self._outputs(image, text)
+        if mim:
+            out.update(self._mim(batch["image"], image))
+        if mlm:
+            masked = text if self.shared_text_pass else self.text(masked_ids, attention_mask)
+            mlm_labels = mlm_labels[:, : masked.tokens.shape[1]]
+            logits, labels = self.text.mlm_logits(masked.tokens, mlm_labels)
+            out.update(mlm_logits=logits, mlm_labels=labels)
+        heads = ((self.decoder, mim), (self.text.mlm_head, mlm))
+        idle = [head for head, active in heads if head is not None and not active]
+        if idle:  # e.g. FLIP's unmasked tuning: keep the idle head in the graph for DDP
+            out["idle_zero"] = sum(p.sum() for h in idle for p in h.parameters()) * 0.0
+        return out
+
+    def _outputs(self, image, text) -> dict:
+        """Projections, normalisation and the token-level outputs of one forward."""
         special = torch.isin(text.input_ids, self.special_ids)
         out = {
             "image_emb": F.normalize(self.image_proj(image.pooled), dim=-1),
@@ -108,19 +138,6 @@ class MedFLIP(nn.Module):
         if self.return_tokens:
             out["image_tokens"] = self.image_proj(image.tokens)
             out["text_tokens"] = self.text_proj(text.tokens)
-        mim, mlm = self.decoder is not None and image_ratio > 0, text_ratio > 0
-        if mlm and self.text.mlm_head is None:
-            raise ValueError(
-                "text_ratio > 0 needs mask.variant text or both and loss.mlm_weight > 0"
-            )
-        if mim:
-            out.update(self._mim(batch["image"], image))
-        if mlm:
-            out.update(self._mlm(batch["input_ids"], batch["attention_mask"], text_ratio))
-        heads = ((self.decoder, mim), (self.text.mlm_head, mlm))
-        idle = [head for head, active in heads if head is not None and not active]
-        if idle:  # e.g. FLIP's unmasked tuning: keep the idle head in the graph for DDP
-            out["idle_zero"] = sum(p.sum() for h in idle for p in h.parameters()) * 0.0
         return out
 
     def _mim(self, images: torch.Tensor, image) -> dict:
@@ -131,14 +148,3 @@ class MedFLIP(nn.Module):
         mask.scatter_(1, image.masked, 1.0)  # [N, L], 1 = dropped
         target = normalized_patches(images, self.cfg.model.patch_size)  # [N, L, p*p]
         return {"mim_pred": pred, "mim_target": target, "mim_mask": mask}
-
-    def _mlm(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, ratio: float) -> dict:
-        """Masked-language-model pass over a corrupted copy of the text (eq. 8)."""
-        masked_ids, labels = mask_tokens(
-            input_ids, attention_mask, ratio, self.mask_token_id,
-            self.special_token_ids, self.vocab_size,
-        )  # fmt: skip
-        text = self.text(masked_ids, attention_mask)
-        labels = labels[:, : text.tokens.shape[1]]
-        logits, labels = self.text.mlm_logits(text.tokens, labels)
-        return {"mlm_logits": logits, "mlm_labels": labels}
