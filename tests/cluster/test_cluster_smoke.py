@@ -173,7 +173,7 @@ def test_prometheus_scrapes_live_per_trial_metrics(ray_cluster, prometheus, fini
                 assert any(math.isclose(v, r, rel_tol=1e-9, abs_tol=1e-12) for r in reported), (
                     gauge, trial, v, reported)
     for trial, steps in _prom_samples(prometheus["url"], "step").items():
-        assert len(set(steps)) >= 3 and max(steps) <= 120, (trial, steps)  # several evals seen
+        assert len(set(steps)) >= 2 and max(steps) <= 120, (trial, steps)  # seen live, updated
     print({g: {t: max(v) for t, v in _prom_samples(prometheus["url"], g).items()}
            for g in GAUGES})
 
