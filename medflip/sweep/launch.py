@@ -10,6 +10,7 @@ Results go to `<storage>/<name>/results.parquet` while the sweep runs (recorder.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -177,12 +178,18 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         ray.shutdown()
 
 
-def main(space_name: str, argv: Sequence[str] | None = None, callbacks: Sequence = ()) -> int:
-    """The CLI of every sweeps/*.py; `callbacks` are extra Tune callbacks (driver side)."""
+def main(space_name: str, argv: Sequence[str] | None = None, callbacks: Sequence = (),
+         report_hooks: Sequence[str] = ()) -> int:
+    """The CLI of every sweeps/*.py.
+
+    `callbacks`: extra Tune callbacks (driver side, e.g. a progress view);
+    `report_hooks`: "module:function" names each worker calls at every report as
+    hook(metrics, {"experiment", "trial_id", "rank"}) (e.g. metrics gauges).
+    """
     space = get(space_name)
     args = build_parser(space).parse_args(argv)
     try:
-        plan = make_plan(space, args)
+        plan = dataclasses.replace(make_plan(space, args), report_hooks=tuple(report_hooks))
         if args.dry_run:
             nodes = None if plan.address else _local_nodes()
             res, conc = resolve_resources(plan, nodes) if nodes else (None, None)

@@ -1,0 +1,136 @@
+"""What running trials as a Ray sweep costs over running them back to back in one process.
+
+The same mask-ratio trials (same variant, same training time budget) run twice: first by
+calling `engine.fit` in this process one after another, then as a sweep (`launch.run`:
+local Ray, one Tune trial = one Ray Train TorchTrainer run each). Printed: the overhead
+ratio (sweep wall / in-process wall) and where the sweep's extra time goes per trial:
+
+- worker start: Tune trial start to `fit` starting (trial actor, Train controller, worker
+  group, imports), minus what the in-process run also spends building data and model;
+- reports: extra wall-clock inside `fit` (each report waits for the controller's poll,
+  checkpoints are copied into the run's storage);
+- between trials: Tune scheduling and tear-down, plus Ray's own start-up once per sweep.
+
+Usage: python benchmarks/orchestration.py [--trials 5] [--budget-s 120] [--variant demo]
+Ends with one line of JSON with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from medflip import results, variants  # noqa: E402
+from medflip.config import apply_overrides  # noqa: E402
+from medflip.sweep import launch  # noqa: E402
+from medflip.sweep.plan import Plan, fixed_overrides, trial_points  # noqa: E402
+from medflip.sweep.spaces import Choice, get  # noqa: E402
+
+
+def make_plan(args, storage: str) -> Plan:
+    space = get("mask_ratio")
+    ratios = space.axes["mask.image_ratio"].values[: args.trials]
+    fixed = fixed_overrides(space, args.variant, {"optim.time_budget_s": args.budget_s,
+                                                  **({"eval.every_steps": args.every_steps}
+                                                     if args.every_steps else {})})
+    return Plan(space=space, name="orchestration", storage=storage, variant=args.variant,
+                fixed=fixed, axes={"mask.image_ratio": Choice(tuple(ratios))}, seeds=(0,),
+                num_samples=1, report_poll_s=args.report_poll_s)
+
+
+def in_process(plan: Plan) -> list[dict]:
+    """engine.fit for each trial, back to back in this process."""
+    import torch
+
+    from medflip import engine
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    base = variants.get(plan.variant)
+    out = []
+    for point in trial_points(plan):
+        cfg = apply_overrides(base, {**plan.fixed, **point})
+        t0 = time.perf_counter()
+        final = engine.fit(cfg)
+        out.append({**final, "call_s": time.perf_counter() - t0})
+        print(f"in-process {point}: {out[-1]['call_s']:.1f} s", flush=True)
+    return out
+
+
+def tune_times(experiment_dir: str) -> dict[str, dict]:
+    """Each trial's last Tune result (time_total_s: since the trial's driver started)."""
+    out = {}
+    for path in Path(experiment_dir).glob("*/result.json"):
+        lines = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        if lines:
+            out[lines[-1]["trial_id"]] = lines[-1]
+    return out
+
+
+def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -> dict:
+    final = results.final_rows(results.load(plan.experiment_dir))
+    tune = tune_times(plan.experiment_dir)
+    n = len(base)
+    build = statistics.median(b["call_s"] - b["wall_time_s"] for b in base)
+    starts = [tune[t]["time_total_s"] - tune[t]["wall_time_s"] - build for t in final.trial_id]
+    report = statistics.median(final.wall_time_s) - statistics.median(b["wall_time_s"]
+                                                                      for b in base)
+    between = (sweep_wall - sum(r["time_total_s"] for r in tune.values())) / n
+    return {
+        "trials": n,
+        "budget_s": plan.fixed.get("optim.time_budget_s"),
+        "in_process_s": round(base_wall, 1),
+        "sweep_s": round(sweep_wall, 1),
+        "ratio": round(sweep_wall / base_wall, 3),
+        "fixed_cost_per_trial_s": round((sweep_wall - base_wall) / n, 1),
+        "worker_start_s": round(statistics.median(starts), 1),
+        "report_overhead_per_trial_s": round(report, 1),
+        "between_trials_and_ray_start_s": round(between, 1),
+        "reports_per_trial": int(statistics.median(final.step) // plan_every(plan)) + 1,
+        "zeroshot_acc_in_process": [round(b.get("zeroshot_acc", float("nan")), 3)
+                                    for b in base],
+        "zeroshot_acc_sweep": [round(a, 3) for a in final.sort_values(
+            "mask.image_ratio").zeroshot_acc],
+    }
+
+
+def plan_every(plan: Plan) -> int:
+    return apply_overrides(variants.get(plan.variant), plan.fixed).eval.every_steps
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--trials", type=int, default=5, help="mask ratios (first K of the grid)")
+    p.add_argument("--budget-s", type=float, default=120.0, help="training seconds per trial")
+    p.add_argument("--variant", default="demo")
+    p.add_argument("--every-steps", type=int, default=0, help="eval/report cadence override")
+    p.add_argument("--report-poll-s", type=float, default=0.5)
+    args = p.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="medflip-orch-") as storage:
+        plan = make_plan(args, storage)
+        t0 = time.perf_counter()
+        base = in_process(plan)
+        base_wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        code = launch.run(plan)
+        sweep_wall = time.perf_counter() - t0
+        if code != 0:
+            print(f"sweep failed (exit {code})", file=sys.stderr)
+            return code
+        out = figures(plan, base, base_wall, sweep_wall)
+    for key, value in out.items():
+        print(f"{key:>32}: {value}")
+    print(json.dumps(out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
