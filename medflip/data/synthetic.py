@@ -3,9 +3,9 @@
 `SyntheticCXR(seed, size, image_size)[i]` is a pure function of (seed, i): the same bytes
 in any process and in any access order. Each item holds the image, its report, the labels
 the report codes (CheXpert style, like `medflip.data.labels.extract_labels`) and the truth
-(what the image shows). Pieces: `synthetic_anatomy` (what a study is),
-`synthetic_render` + `synthetic_findings` + `synthetic_textures` (pixels),
-`synthetic_report` (words and codes).
+(what the image shows). Pieces: `synthetic_anatomy` (what a study is: numbers drawn
+from (seed, i)), `synthetic_render` + `synthetic_findings` + `synthetic_textures` +
+`synthetic_canvas` (pixels), `synthetic_report` (words and the codes they carry).
 
     python -m medflip.data.synthetic --grid grid.png [--n 24] [--image-size 128] [--seed 0]
 """

@@ -24,6 +24,7 @@ SUBTLE = 0.3  # severities below this are "subtle": usually reported in uncertai
 P_HEDGE_SUBTLE, P_HEDGE_CLEAR = 0.6, 0.04
 NORMAL_CTR = (0.38, 0.48)
 DETAIL = 12  # uniforms per finding for its fine structure
+TILT_MAX = 0.0436  # in-plane patient rotation up to 2.5 degrees (radians)
 # Abnormal studies follow one of these patterns; "single" feeds the 5x200 set.
 PATTERNS = {"single": 0.6, "heart_failure": 0.18, "effusion_atelectasis": 0.1,
             "pneumonia": 0.07, "mixed": 0.05}
@@ -114,7 +115,7 @@ def _anatomy(draws: Draws) -> Anatomy:
     return Anatomy(
         view="AP" if ap else "PA",
         cx=0.5 + 0.025 * (u[2] - 0.5),
-        tilt=float(np.deg2rad(5.0)) * (u[3] - 0.5),
+        tilt=TILT_MAX * (2.0 * u[3] - 1.0),
         apex=0.10 + 0.05 * u[4],
         dome=(0.58 if ap else 0.62) + 0.10 * u[5],
         dome_drop=0.015 + 0.03 * u[6],

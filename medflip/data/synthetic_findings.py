@@ -59,7 +59,7 @@ def _effusion(density, lung, thorax, x, y, g, f: Finding, study, k) -> None:
     tw = g.half_width
     for i, side in enumerate(_sides(f.side)):
         sev = f.severity * (1.0 if i == 0 else 0.6 + 0.4 * f.detail[0])
-        h = 0.02 + 0.42 * sev  # fluid height at the chest wall, above the angle
+        h = 0.02 + 0.48 * sev  # fluid height at the chest wall, above the angle
         cp = g.costophrenic(side)
         rows, cols = _block(g, side, cp - h - 0.05, cp + 0.05, density.shape[0])
         xs, ys = x[rows, cols], y[rows, cols]
@@ -105,7 +105,7 @@ def _consolidation(density, lung, x, y, g, f: Finding, b) -> tuple:
         cx, cy = g.heart_x - g.heart_w - 0.06, g.heart_y - 0.02
     else:
         cx, cy = g.shift + sign * 0.55 * tw, g.dome(f.side) - 0.12
-    rx, ry = 0.08 + 0.1 * sev, 0.07 + 0.08 * sev
+    rx, ry = 0.09 + 0.11 * sev, 0.075 + 0.09 * sev
     px, py = (x - cx) * (1 / rx), (y - cy) * (1 / ry)
     oy, ox = int(f.detail[2] * b.grid), int(f.detail[3] * b.grid)
     patch = b.mottle[oy : oy + b.grid, ox : ox + b.grid] * (0.45 / MOTTLE_DENSITY)

@@ -102,16 +102,11 @@ def ramp(z: np.ndarray, k: float) -> np.ndarray:
 
 
 def _frame(b: Banks, study: Study) -> tuple[np.ndarray, np.ndarray]:
-    """Lo-res coordinates in the patient's (tilted) frame: x from the midline, y down."""
+    """Lo-res coordinates in the patient's (tilted) frame: x from the midline, y down.
+    y is a read-only view of the bank's precomputed frame."""
     a = study.anatomy
-    c, s = math.cos(a.tilt), math.sin(a.tilt)  # Python floats keep the arrays float32
-    x = b.u0 * c
-    x += b.v0 * s
-    x += 0.5 - a.cx
-    y = b.v0 * c
-    y -= b.u0 * s
-    y += 0.5
-    return x, y
+    xt, y = b.frame(a.tilt)
+    return xt + (0.5 - a.cx), y
 
 
 def _anatomy_lo(x, y, g: Geometry, study: Study, b: Banks, k: float):
@@ -144,8 +139,9 @@ def _anatomy_lo(x, y, g: Geometry, study: Study, b: Banks, k: float):
     lung *= 1.0 - below
     mediastinum, thick = _mediastinum(x, y, xm, col, g, a, k)
     lung *= 1.0 - mediastinum
-    density = path * a.soft
-    density += (path * 0.6 - density) * below  # liver / spleen
+    density = below * (0.6 - a.soft)  # soft tissue, and liver / spleen below the domes
+    density += a.soft
+    density *= path
     density += (a.air - density) * lung
     density += (thick * 0.12 + 0.46 - density) * mediastinum
     return density, lung, thorax
@@ -154,11 +150,10 @@ def _anatomy_lo(x, y, g: Geometry, study: Study, b: Banks, k: float):
 def _mediastinum(x, y, xm, col, g: Geometry, a, k: float):
     """Heart (a sheared ellipse resting on the domes; shearing keeps every row's width, so
     the CTR is exact), upper mediastinum and aortic knob: mask and heart thickness."""
-    dy = y - g.heart_y
-    hx = x - g.heart_x - HEART_SHEAR * dy
+    dy = (col - g.heart_y) * (1 / g.heart_h)  # [G, 1]: untilted rows
+    hx = x - (HEART_SHEAR * g.heart_h * dy + g.heart_x)
     hx *= 1 / g.heart_w
-    dy *= 1 / g.heart_h
-    t = 1.0 - hx * hx - dy * dy
+    t = (1.0 - dy * dy) - hx * hx
     mask = ramp(t, k * 0.5 * g.heart_w)
     thick = np.sqrt(np.maximum(t, 0.0))  # projected thickness: brighter centre
     width = (col - g.apex) * 0.012 + a.mediastinum  # [G, 1]: widening downward
@@ -221,14 +216,17 @@ def _expose(canvas: Canvas, a, b: Banks) -> np.ndarray:
     """Film response 1 - exp(-gain * density), display gamma, quantum noise; in [0, 1]."""
     img = canvas.p
     img *= -a.gain
-    np.exp(img, out=img)
-    scale = 1.0 / (1.0 - math.exp(-a.gain * D_MAX))
-    img *= -scale
-    img += scale
-    # gamma as Schlick's bias curve x / (x + c (1 - x)): matches x**gamma at 0.5, and is
-    # three cheap operations instead of a power
+    e = np.exp(img, out=img)
+    # x = s (1 - e) exposed and normalised (s = 1 / (1 - exp(-gain D_MAX))), then gamma as
+    # Schlick's bias curve x / (x + c (1 - x)), which matches x**gamma at 0.5: together
+    # (1 - e) / (p + q e), four cheap operations instead of a power
+    s = 1.0 / (1.0 - math.exp(-a.gain * D_MAX))
     c = 2.0**a.gamma - 1.0
-    img /= img * (1.0 - c) + c
+    p, q = (1.0 - c + c / s), (c - 1.0)
+    den = e * q
+    den += p
+    np.subtract(1.0, e, out=img)
+    img /= den
     g = b.grid
     ny, nx = int(a.offsets[2] * g), int(a.offsets[0] * g)
     sigma = a.noise * (1.3 if a.view == "AP" else 1.0)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medflip.data.synthetic_anatomy import TILT_MAX
 from medflip.data.synthetic_canvas import factor, to_phases
 
 APEX_REF = 0.13  # templates are drawn for lungs whose apices sit here ...
@@ -19,6 +20,7 @@ WIDTHS = (0.345, 0.365, 0.385, 0.405)  # ... and for these thoracic half-widths
 VARIANTS = 4  # rib/vessel variants per width
 RIB_DENSITY, VESSEL_DENSITY, MOTTLE_DENSITY = 0.08, 0.14, 0.02
 KERLEY_LINES, KERLEY_STEP = 9, 0.016
+TILTS = 41  # precomputed rotated frames (0.125 degree steps)
 _BANK_SEED = 20240517  # templates are the same in every process
 
 
@@ -33,6 +35,7 @@ class Banks:
     pad: int  # template margin, pixels: crops shift by up to this much
     u0: np.ndarray  # [G, G] lo-res x - 0.5 (fractions of the image)
     v0: np.ndarray  # [G, G] lo-res y - 0.5
+    frames: np.ndarray  # [TILTS, 2, G, G] read-only: (x - 0.5, y) rotated by each tilt
     # Templates [T, f, f, (S + 2 pad) / f, (S + 2 pad) / f], T = len(WIDTHS) * VARIANTS:
     bones: dict  # view -> ribs, clavicles, spine, hila and the (negative) tracheal air
     vessels: np.ndarray  # lung markings, sharp
@@ -44,6 +47,13 @@ class Banks:
     breast_low: int  # ... lower edges are this many pixels below the sprite's centre row
     kerley: tuple  # 4 variants of (rows, cols): septal lines anchored at column 0 (the
     # patient's right chest wall), stacked upward from row 0 (negative rows)
+
+    def frame(self, tilt: float) -> tuple[np.ndarray, np.ndarray]:
+        """Lo-res (x from the image centre, y from the top) in a frame rotated by `tilt`
+        (radians, snapped to one of TILTS steps across +-TILT_MAX); read-only arrays."""
+        step = 2 * TILT_MAX / (TILTS - 1)
+        i = min(max(int(round((tilt + TILT_MAX) / step)), 0), TILTS - 1)
+        return self.frames[i, 0], self.frames[i, 1]
 
     def template(self, half_width: float, texture: float) -> int:
         """Index of the template for this thoracic half-width and variant draw in [0, 1)."""
@@ -219,12 +229,18 @@ def banks(size: int) -> Banks:
     bones = {v: to_phases(ribs + _midline(shape, size, pad, v), f) for v in ("PA", "AP")}
     bubble, breasts, breast_low = _sprites(size, f)
     c = (np.arange(grid, dtype=np.float32) + 0.5) / grid - 0.5
+    u0, v0 = np.broadcast_to(c[None, :], (grid, grid)), np.broadcast_to(c[:, None], (grid, grid))
+    frames = []
+    for tilt in np.linspace(-TILT_MAX, TILT_MAX, TILTS):
+        cos, sin = np.cos(tilt), np.sin(tilt)
+        frames.append([u0 * cos + v0 * sin, v0 * cos - u0 * sin + 0.5])
+    frames = np.asarray(frames, dtype=np.float32)
+    frames.flags.writeable = False
     mottle = _blur(rng.standard_normal((2 * grid, 2 * grid)).astype(np.float32), 1.5 * 2 / f)
     mottle *= MOTTLE_DENSITY / mottle.std()
     return Banks(
         size=size, grid=grid, f=f, pad=pad,
-        u0=np.broadcast_to(c[None, :], (grid, grid)).copy(),
-        v0=np.broadcast_to(c[:, None], (grid, grid)).copy(),
+        u0=u0.copy(), v0=v0.copy(), frames=frames,
         bones=bones, vessels=to_phases(np.stack(vessels), f),
         vessels_blur=to_phases(np.stack(blurred), f),
         noise=rng.standard_normal((f, f, 2 * grid, 2 * grid), dtype=np.float32),
