@@ -66,6 +66,7 @@ def _effusion(density, lung, thorax, x, y, g, f: Finding, study, k) -> None:
         rel = np.clip(np.abs(xs - g.shift) * (1 / tw), 0.0, 1.1)
         level = rel * rel * rel * (-0.75 * h) + (cp - 0.25 * h)
         mask = _ramp(ys - level, 0.6 * k) * thorax[rows, cols]
+        mask *= _ramp(g.dome_y(xs, g.dome(side)) + 0.015 - ys, k)  # pleural space only
         d = density[rows, cols]
         fluid = study.anatomy.soft + 0.12 + 0.06 * sev
         d += mask * np.maximum(fluid - d, 0.0)  # views: writes through to density

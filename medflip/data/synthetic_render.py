@@ -229,7 +229,9 @@ def _expose(canvas: Canvas, a, b: Banks) -> np.ndarray:
     img /= den
     g = b.grid
     ny, nx = int(a.offsets[2] * g), int(a.offsets[0] * g)
-    sigma = a.noise * (1.3 if a.view == "AP" else 1.0)
+    # per-pixel quantum noise falls as pixels grow (sigma is for 128 px); portable AP
+    # films are noisier
+    sigma = a.noise * (1.3 if a.view == "AP" else 1.0) * min(b.size / 128, 1.5)
     img += b.noise[:, :, ny : ny + g, nx : nx + g] * sigma
     np.clip(img, 0.0, 1.0, out=img)
     return canvas.image()
