@@ -93,6 +93,10 @@ def test_bad_input_is_named():
     with pytest.raises(IndexError, match="out of range"):
         SyntheticCXR(0, 10, 32)[10]
     assert SyntheticCXR(0, 10, 32)[-1]["study_id"] == SyntheticCXR(0, 10, 32)[9]["study_id"]
+    with pytest.raises(ValueError, match="severity"):
+        Finding(0.0)
+    with pytest.raises(ValueError, match="side"):
+        Finding(0.5, side="up")
 
 
 def test_report_sections_and_label_codes_match_truth(corpus):

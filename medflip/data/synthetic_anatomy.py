@@ -64,9 +64,23 @@ class Finding:
     severity: float  # (0, 1]
     side: str = ""  # "left" | "right" | "bilateral" | "" (no side)
     lobe: str = ""  # consolidation: "upper" | "middle" | "lower"
-    detail: tuple[float, ...] = ()  # DETAIL uniforms placing the fine structure (patches,
+    detail: tuple[float, ...] = (0.5,) * DETAIL  # uniforms placing the fine structure (patches,
     # air bronchograms, Kerley lines), drawn with the study so re-rendering is exact
     report: str = "positive"  # "positive" | "uncertain" | "omitted" (label noise)
+
+    def __post_init__(self):
+        if not 0.0 < self.severity <= 1.0:
+            raise ValueError(f"Finding.severity must be in (0, 1], got {self.severity!r}")
+        if self.side not in ("", "left", "right", "bilateral"):
+            raise ValueError(f"Finding.side must be left, right, bilateral or '', "
+                             f"got {self.side!r}")
+        if self.lobe not in ("", "upper", "middle", "lower"):
+            raise ValueError(f"Finding.lobe must be upper, middle, lower or '', got {self.lobe!r}")
+        if self.report not in ("positive", "uncertain", "omitted"):
+            raise ValueError(f"Finding.report must be positive, uncertain or omitted, "
+                             f"got {self.report!r}")
+        if len(self.detail) < DETAIL:
+            raise ValueError(f"Finding.detail needs {DETAIL} uniforms, got {len(self.detail)}")
 
 
 @dataclass(frozen=True)
