@@ -44,3 +44,14 @@ def test_readme_shows_the_scrape_config_the_tests_use():
     body = [line for line in config.splitlines() if line.strip() and not line.startswith("#")]
     assert len(body) >= 6
     assert "\n".join(body) in "\n".join(readme)  # blank lines aside, verbatim
+
+
+def test_nothing_in_medflip_exposes_the_dashboard():
+    """Ray's own default is loopback; medflip must not widen it anywhere in code."""
+    sources = [*(ROOT / "medflip").rglob("*.py"), *(ROOT / "sweeps").glob("*.py")]
+    assert len(sources) > 20
+    for path in sources:
+        text = path.read_text()
+        assert "0.0.0.0" not in text and "dashboard_host" not in text, path
+    up = (ROOT / "scripts" / "cluster-up.sh").read_text()
+    assert "DASH_HOST=${MEDFLIP_DASHBOARD_HOST:-127.0.0.1}" in up
