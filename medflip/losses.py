@@ -177,6 +177,11 @@ class MedFLIPLoss(nn.Module):
     def svd(self, p: dict, tau: torch.Tensor) -> torch.Tensor:
         if self.svd_form == "spectral":
             return svd_spectral_loss(p["image_emb"], p["text_emb"], tau)
+        if "image_tokens" not in p:
+            raise KeyError(
+                "loss.svd_form=pair needs the model's image_tokens/text_tokens "
+                "(MedFLIP.return_tokens, on when built with loss.svd_weight > 0)"
+            )
         return svd_pair_loss(p["image_tokens"], p["text_tokens"], p["text_token_mask"], tau)
 
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
