@@ -137,7 +137,14 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -
     """
     was_training = model.training
     model.eval()
-    enc_img = lambda x: encode_images(model, x, cfg.eval.batch_size, device, cfg.optim.precision)  # noqa: E731
+    cache: dict[int, torch.Tensor] = {}  # sets may share tensors (retrieval = 5x200 images)
+
+    def enc_img(x: torch.Tensor) -> torch.Tensor:
+        if id(x) not in cache:
+            cache[id(x)] = encode_images(model, x, cfg.eval.batch_size, device,
+                                         cfg.optim.precision).cpu()
+        return cache[id(x)]
+
     enc_txt = lambda t: encode_texts(  # noqa: E731
         model, tokenizer, t, cfg.data.max_text_len, cfg.eval.batch_size, device, cfg.optim.precision
     )

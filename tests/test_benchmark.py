@@ -53,9 +53,10 @@ def test_synthetic_sets_shapes_and_balance(synthetic_sets):
     size = cfg.data.image_size
     for name in ("fiveclass", "probe_train", "probe_test"):
         images, targets = getattr(sets, f"{name}_images"), getattr(sets, f"{name}_targets")
-        assert images.shape == (5 * PER_CLASS, 1, size, size) and images.dtype == torch.float32
+        per = PER_CLASS if name == "fiveclass" else B.probe_per_class(PER_CLASS)
+        assert images.shape == (5 * per, 1, size, size) and images.dtype == torch.float32
         assert targets.dtype == torch.long
-        assert torch.bincount(targets, minlength=5).tolist() == [PER_CLASS] * 5
+        assert torch.bincount(targets, minlength=5).tolist() == [per] * 5
     assert torch.bincount(sets.binary_targets).tolist() == [PER_CLASS] * 2
     assert torch.bincount(sets.retrieval_sentence_classes).tolist() == [PER_CLASS] * 5
     assert len(sets.retrieval_sentences) == 5 * PER_CLASS

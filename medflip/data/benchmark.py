@@ -148,6 +148,13 @@ def _sentences(reports: Iterable[str], per_class: int) -> tuple[list[str], list[
     return texts, classes
 
 
+def probe_per_class(per_class: int) -> int:
+    """Probe train and test sets take half the 5x200 size each: a logistic regression on
+    128-d features is stable at 100 per class, and the probe's image passes are the
+    largest share of an evaluation's cost."""
+    return max(1, per_class // 2)
+
+
 def _synthetic_sets(seed: int, image_size: int, per_class: int) -> dict:
     data = synthetic.SyntheticCXR(seed, EVAL_OFFSET + len(_BLOCKS) * _BLOCK, image_size)
 
@@ -164,7 +171,8 @@ def _synthetic_sets(seed: int, image_size: int, per_class: int) -> dict:
     for name, target, n in (("fiveclass", fiveclass_target, 5), ("binary", binary_target, 2),
                             ("probe_train", fiveclass_target, 5),
                             ("probe_test", fiveclass_target, 5)):
-        out[name] = select(name, cands(name), target, per_class, n, load, taken, skipped)
+        count = probe_per_class(per_class) if name.startswith("probe") else per_class
+        out[name] = select(name, cands(name), target, count, n, load, taken, skipped)
     start = EVAL_OFFSET + _BLOCKS["sentences"] * _BLOCK
     reports = (sources.training_text(data.reports([i])[0][0])
                for i in range(start, start + _BLOCK))
@@ -187,7 +195,8 @@ def _real_sets(source: str, root: str, seed: int, image_size: int, per_class: in
 
     out, taken, skipped = {}, set(), sources.SkipCounts()
     for name in ("fiveclass", "probe_train", "probe_test"):  # patient-disjoint, in this order
-        out[name] = select(name, cands(), fiveclass_target, per_class, 5, load, taken, skipped)
+        count = probe_per_class(per_class) if name.startswith("probe") else per_class
+        out[name] = select(name, cands(), fiveclass_target, count, 5, load, taken, skipped)
     out["binary"] = select("binary", cands(), binary_target, per_class, 2, load, set(), skipped)
     skipped.log(f"{source} evaluation sets")
     studies = {records[k].study_id: records[k].report for k in order if records[k].report}
