@@ -7,6 +7,7 @@ scales with the K = round(L * (1 - ratio)) visible tokens, not with L.
 
 from __future__ import annotations
 
+import contextlib
 from typing import NamedTuple
 
 import torch
@@ -14,6 +15,7 @@ import torch.nn as nn
 from timm.layers import trunc_normal_
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block, VisionTransformer
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from medflip.config import Config
 from medflip.masking import random_keep_indices
@@ -25,6 +27,18 @@ class ImageOutput(NamedTuple):
     keep: torch.Tensor  # [N, K] long, indices of the visible patches (ascending)
     masked: torch.Tensor  # [N, L-K] long, indices of the dropped patches (ascending)
     latent: torch.Tensor  # [N, 1+K, W] full encoder output (cls first), for the decoder
+
+
+def cpu_sdpa(device: torch.device):
+    """On CPU, the plain-matmul ("math") attention backend; elsewhere torch's choice.
+
+    At these sequence lengths (<= ~100 tokens) CPU flash attention's backward is slow: with
+    the math backend a demo step's image tower (r = 0.75) ran 33 % faster and the text
+    tower 15 % (benchmarks/masking.py conditions). GPUs keep their fused kernels.
+    """
+    if device.type == "cpu":
+        return sdpa_kernel(SDPBackend.MATH)
+    return contextlib.nullcontext()
 
 
 def build_vit(cfg: Config) -> VisionTransformer:
@@ -61,6 +75,10 @@ class ImageTower(nn.Module):
 
     def forward(self, images: torch.Tensor, ratio: float = 0.0) -> ImageOutput:
         """images [N, 1, H, W] -> ImageOutput; ratio = share of patches dropped."""
+        with cpu_sdpa(images.device):
+            return self._forward(images, ratio)
+
+    def _forward(self, images: torch.Tensor, ratio: float) -> ImageOutput:
         vit = self.vit
         x = vit.patch_embed(images)  # [N, L, W]
         n, num_patches, width = x.shape
@@ -127,5 +145,6 @@ class MAEDecoder(nn.Module):
         full = self.mask_token.to(x.dtype).expand(n, num_patches, width).clone()  # [N, L, Wd]
         full.scatter_(1, out.keep[:, :, None].expand(-1, -1, width), x[:, 1:])
         x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed.to(x.dtype)  # [N, 1+L, Wd]
-        x = self.norm(self.blocks(x))
+        with cpu_sdpa(x.device):
+            x = self.norm(self.blocks(x))
         return self.pred(x[:, 1:])  # [N, L, p*p]

@@ -16,6 +16,7 @@ from transformers import AutoModel, BertConfig, BertModel
 from transformers.models.bert.modeling_bert import BertOnlyMLMHead
 
 from medflip.config import TEXT_SIZES, Config
+from medflip.models.image import cpu_sdpa
 
 
 class TextOutput(NamedTuple):
@@ -95,7 +96,9 @@ class TextTower(nn.Module):
         used = attention_mask.any(dim=0).nonzero()  # columns with any real token
         length = int(used.max()) + 1 if used.numel() else 1
         input_ids, attention_mask = input_ids[:, :length], attention_mask[:, :length]
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        with cpu_sdpa(input_ids.device):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask)
+        hidden = out.last_hidden_state
         weights = attention_mask.to(hidden.dtype)[:, :, None]  # [N, T', 1]
         pooled = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)  # [N, H]
         return TextOutput(pooled, hidden, attention_mask, input_ids)
