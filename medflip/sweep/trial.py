@@ -14,6 +14,7 @@ overrides every trial shares), the searched dotted keys and `seed` at the top le
 from __future__ import annotations
 
 import importlib
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -77,8 +78,17 @@ def make_report(objectives: list[str], hooks: list[ReportHook], context: dict):
     return report
 
 
+def _quiet_report_logging() -> None:
+    """Ray 2.60 logs each report's whole metrics dict at INFO from a logger named by file
+    path (`getLogger(__file__)`), which escapes RunConfig's LoggingConfig: quiet that one."""
+    from ray.train.v2._internal.execution import context
+
+    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+
+
 def train_fn_per_worker(config: dict) -> None:
     """Runs on each Ray Train worker: build the config, prepare DDP, train, report."""
+    _quiet_report_logging()
     # Imported here: the Tune driver and the results recorder need this module, not the
     # training stack.
     from medflip import engine
