@@ -82,7 +82,8 @@ def head(tmp_path_factory):
     (temp / "auth_token").write_text(secrets.token_hex(32))
     log = open(temp / "head.log", "w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **auth})
+                            env={**os.environ, **auth,  # idle at teardown: no 30-s drain
+                                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"})
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while not (temp / "session_latest" / "logs" / "raylet.out").exists():
