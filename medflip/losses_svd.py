@@ -4,9 +4,8 @@ sigma_1 comes from power iteration run without gradient, then re-evaluated as u^
 gradient. At convergence that *is* sigma_1, and its gradient u v^T is the exact derivative
 of a simple sigma_1 (envelope theorem) -- while staying finite when sigma_1 is repeated,
 where `torch.linalg.svdvals`' backward divides by sigma_i - sigma_j and blows up.
-sigma_1 and the softmax are float32 with autocast off (bf16 would put ~4e-3 relative error
-on every logit); only the gradient-free iteration may run in the tokens' bf16, since the
-vectors enter sigma_1 = u^T S v at second order.
+Everything here is float32 with autocast off: bf16 would put ~4e-3 relative error on
+every sigma_1 (and, on CPU, its strided batched matmuls were slower, not faster).
 
 Cost (benchmarks/svd.py): N^2 (K + T) D multiply-adds per half-step for the pair form --
 the token-level term is inherently quadratic in the batch.
@@ -17,7 +16,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-PAIR_ITERS = 1  # after the warm start: sigma_1 p99 rel. error 3e-4 at init (benchmarks/svd.py)
+# Steps after the warm start. Demo model at init (benchmarks/svd.py): sigma_1 relative error
+# p99 1.3e-4, max 1.3e-3 with 1 step (0: 9.5e-3 / 2.7e-2; 2: 2e-6 / 7e-5); each step adds
+# ~1/3 of the term's cost.
+PAIR_ITERS = 1
 DENSE_ITERS = 30  # for single dense matrices (spectral form): cheap, so iterate to convergence
 
 
@@ -46,41 +48,46 @@ def top_singular_vectors(
     return (y, x) if tall else (x, y)
 
 
+def _unit(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x / ||x|| along `dim`; zero stays zero. A sum of squares is ~15x faster than
+    F.normalize's vector_norm when `dim` is not the innermost one (CPU)."""
+    return x * x.square().sum(dim, keepdim=True).clamp_min(1e-30).rsqrt()
+
+
 def pair_singular_vectors(
     a: torch.Tensor,
     b: torch.Tensor,
     b_mask: torch.Tensor,
     iters: int = PAIR_ITERS,
-    dtype: torch.dtype = torch.float32,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Leading singular vectors of S_ij = A_i B_j^T for every pair, without forming S_ij.
 
-    a [N_i, K, D], b [N_j, T, D] (excluded rows zero), b_mask [N_j, T] -> unit vectors
-    u [N_i, K, N_j] and v [N_j, T, N_i] (the layouts the batched matmuls produce).
+    a [N_i, K, D], b [N_j, T, D] (excluded rows zero), b_mask [N_j, T] -> u [N_i, K, N_j]
+    (unit), v [N_j, T, N_i] (NOT normalised: that pass over the largest tensor is skipped)
+    and v_norm [N_i, N_j] -- the layouts the batched matmuls produce.
     Factored power iteration (S v = A_i (B_j^T v), S^T u = B_j (A_i^T u)): (K + T) D per pair
     and step instead of the K T D that forming S_ij costs; every step is one bmm. Warm start
     v = mean over text tokens: the first half-step is then one GEMM (all image tokens x all
     mean text tokens), and u^T S v there is already the mean-token similarity, which sigma_1
-    refines. Only u (the small side) is normalised each step: that bounds the growth, and
-    the larger v [N_j, T, N_i] is normalised once at the end. `dtype` is the iteration's
-    precision: bf16 halves the matmul time and, as the vectors only enter sigma_1 =
-    u^T S v (float32, see `pair_sigma1`) at second order, costs ~1e-5 relative in sigma_1.
+    refines. Float32 throughout: bf16 bmm on strided operands copies batch by batch on CPU
+    and came out slower.
     """
     with torch.no_grad():
-        a, b = a.to(dtype), b.to(dtype)
+        a, b = a.float(), b.float()
         n_i, k, d = a.shape
-        v0 = b_mask.to(dtype) / b_mask.sum(dim=1, keepdim=True).clamp_min(1).to(dtype).sqrt()
+        v0 = b_mask.float() / b_mask.sum(dim=1, keepdim=True).clamp_min(1).float().sqrt()
         mean_b = torch.einsum("jt,jtd->jd", v0, b)  # [N_j, D]
         u = (a.reshape(n_i * k, d) @ mean_b.T).view(n_i, k, -1)  # [N_i, K, N_j] = S_ij v0
-        u = F.normalize(u, dim=1) + 1e-6  # + eps: never start from an exact zero vector
+        u = _unit(u, 1) + 1e-6  # + eps: never start from an exact zero vector
         for step in range(iters + 1):
             w = torch.bmm(u.transpose(1, 2), a)  # [N_i, N_j, D] = A_i^T u_ij
             v = torch.bmm(b, w.permute(1, 2, 0))  # [N_j, T, N_i] = B_j A_i^T u_ij
             if step == iters:
                 break
             z = torch.bmm(v.transpose(1, 2), b)  # [N_j, N_i, D] = B_j^T v_ij
-            u = F.normalize(torch.bmm(a, z.permute(1, 2, 0)), dim=1)  # [N_i, K, N_j] = S v
-    return F.normalize(u.float(), dim=1), F.normalize(v.float(), dim=1)
+            u = _unit(torch.bmm(a, z.permute(1, 2, 0)), 1)  # [N_i, K, N_j] = S v, unit
+        v_norm = v.square().sum(dim=1).sqrt().T  # [N_i, N_j]
+    return _unit(u, 1), v, v_norm
 
 
 def sigma1(mat: torch.Tensor, iters: int = DENSE_ITERS) -> torch.Tensor:
@@ -109,19 +116,16 @@ def pair_sigma1(
     entry of S_ij is a cosine, so ||S_ij||_2 <= sqrt(K T_j); dividing by that puts the
     score in [0, 1] like a cosine and keeps it comparable across mask ratios (K) and text
     lengths (T_j) -- otherwise the image mask ratio would silently rescale beta.
-    The no-grad power iteration runs in the tokens' precision (bf16 under bf16 autocast),
-    sigma_1 itself in float32.
     """
-    low = image_tokens.dtype in (torch.bfloat16, torch.float16)
     a = F.normalize(image_tokens.float(), dim=-1)  # [N, K, D]
     b = F.normalize(text_tokens.float(), dim=-1) * text_token_mask[:, :, None]  # [N, T, D]
-    dtype = image_tokens.dtype if low else torch.float32
-    u, v = pair_singular_vectors(a.detach(), b.detach(), text_token_mask, iters, dtype)
-    # With gradient: sigma_ij = u_ij^T A_i (B_j^T v_ij), never forming S_ij.
+    u, v, v_norm = pair_singular_vectors(a.detach(), b.detach(), text_token_mask, iters)
+    # With gradient: sigma_ij = u_ij^T A_i (B_j^T v_ij) / ||v_ij||, never forming S_ij.
     z = torch.bmm(v.transpose(1, 2), b)  # [N_j, N_i, D] = B_j^T v_ij
     su = torch.bmm(a, z.permute(1, 2, 0))  # [N_i, K, N_j] = S_ij v_ij
     lengths = text_token_mask.sum(dim=1).clamp_min(1).float()  # [N_j]
-    return (su * u).sum(dim=1) / (a.shape[1] * lengths[None, :]).sqrt()  # [N_i, N_j]
+    scale = v_norm.clamp_min(1e-30) * (a.shape[1] * lengths[None, :]).sqrt()  # [N_i, N_j]
+    return (su * u).sum(dim=1) / scale
 
 
 def svd_pair_loss(
