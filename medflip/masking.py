@@ -86,14 +86,14 @@ def mask_tokens(
 
 
 def ratios_for(cfg: Config, unmasked: bool = False) -> tuple[float, float]:
-    """(image_ratio, text_ratio) that `mask.variant` asks for during training.
+    """(image_ratio, text_ratio) for a training step, as the README defines the variants.
 
-    `none` masks nothing (the CLIP/MedCLIP baseline); `image` drops patches (FLIP) and, with
-    mim_weight > 0, reconstructs them; `text` masks tokens for MLM; `both` does both.
-    `unmasked=True` is FLIP's unmasked tuning phase (`mask.unmasked_tune_steps`): no masking.
+    `mask.image_ratio` is FLIP patch dropping and applies in every variant; `mask.variant`
+    only selects the extra objectives: `image` adds MAE reconstruction of the dropped
+    patches (the model builds its decoder), `text` adds MLM at `mask.text_ratio`, `both`
+    both, `none` neither. `unmasked=True` is FLIP's final unmasked tuning: nothing masked.
     """
     if unmasked:
         return 0.0, 0.0
-    image = cfg.mask.image_ratio if cfg.mask.variant in ("image", "both") else 0.0
     text = cfg.mask.text_ratio if cfg.mask.variant in ("text", "both") else 0.0
-    return image, text
+    return cfg.mask.image_ratio, text

@@ -102,7 +102,7 @@ def test_mask_tokens_rows_without_maskable_tokens_and_ratio_zero():
 
 def test_ratios_for_variants():
     base = variants.get("tiny")
-    want = {"none": (0.0, 0.0), "image": (0.5, 0.0), "text": (0.0, 0.15), "both": (0.5, 0.15)}
+    want = {"none": (0.5, 0.0), "image": (0.5, 0.0), "text": (0.5, 0.15), "both": (0.5, 0.15)}
     for variant, ratios in want.items():
         cfg = apply_overrides(base, {"mask.variant": variant, "mask.image_ratio": 0.5})
         assert ratios_for(cfg) == ratios
