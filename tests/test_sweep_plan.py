@@ -30,7 +30,7 @@ def test_mask_ratio_grid_is_fig1_times_seeds(tmp_path):
     assert plan.seeds == (5, 6, 7) and plan.num_trials == 15 == len(points)
     want = set(itertools.product((0.0, 0.25, 0.5, 0.75, 0.9), (5, 6, 7)))
     assert {(p["mask.image_ratio"], p["seed"]) for p in points} == want
-    assert plan.fixed["mask.variant"] == "image"  # else the ratio would be ignored
+    assert plan.fixed["mask.variant"] == "none"  # pure FLIP: the ratio is the only factor
 
 
 def test_data_efficiency_grid_and_joint_search_sizes(tmp_path):
