@@ -58,9 +58,10 @@ def in_process(plan: Plan) -> list[dict]:
     out = []
     for point in trial_points(plan):
         cfg = apply_overrides(base, {**plan.fixed, **point})
+        evals = []
         t0 = time.perf_counter()
-        final = engine.fit(cfg)
-        out.append({**final, "call_s": time.perf_counter() - t0})
+        final = engine.fit(cfg, report=lambda m, _dir, e=evals: e.append(m["eval_time_s"]))
+        out.append({**final, "call_s": time.perf_counter() - t0, "evals_s": sum(evals)})
         print(f"in-process {point}: {out[-1]['call_s']:.1f} s", flush=True)
     return out
 
@@ -75,14 +76,24 @@ def tune_times(experiment_dir: str) -> dict[str, dict]:
     return out
 
 
+def in_fit_overhead(wall_s: float, train_s: float, evals_s: float) -> float:
+    """Seconds inside fit that are neither training nor evaluation: reporting, checkpoints."""
+    return wall_s - train_s - evals_s
+
+
 def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -> dict:
     final = results.final_rows(results.load(plan.experiment_dir))
+    evals = {t: _eval_times(plan, t) for t in final.trial_id}
     tune = tune_times(plan.experiment_dir)
     n = len(base)
     build = statistics.median(b["call_s"] - b["wall_time_s"] for b in base)
     starts = [tune[t]["time_total_s"] - tune[t]["wall_time_s"] - build for t in final.trial_id]
-    report = statistics.median(final.wall_time_s) - statistics.median(b["wall_time_s"]
-                                                                      for b in base)
+    sweep_extra = statistics.median(in_fit_overhead(r.wall_time_s, r.train_time_s,
+                                                    evals[r.trial_id])
+                                    for r in final.itertuples())
+    base_extra = statistics.median(in_fit_overhead(b["wall_time_s"], b["train_time_s"],
+                                                   b["evals_s"]) for b in base)
+    report = sweep_extra - base_extra
     between = (sweep_wall - sum(r["time_total_s"] for r in tune.values())) / n
     return {
         "trials": n,
@@ -91,15 +102,28 @@ def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -
         "sweep_s": round(sweep_wall, 1),
         "ratio": round(sweep_wall / base_wall, 3),
         "fixed_cost_per_trial_s": round((sweep_wall - base_wall) / n, 1),
+        # The same ratio from the measured costs alone: on a shared machine the two walls
+        # see different loads (evaluation time swings most), the cost terms much less.
+        "ratio_from_costs": round((base_wall + n * (statistics.median(starts) + report
+                                                    + between)) / base_wall, 3),
         "worker_start_s": round(statistics.median(starts), 1),
         "report_overhead_per_trial_s": round(report, 1),
         "between_trials_and_ray_start_s": round(between, 1),
         "reports_per_trial": int(statistics.median(final.step) // plan_every(plan)) + 1,
+        "load_avg_1m_end": round(os.getloadavg()[0], 2),
         "zeroshot_acc_in_process": [round(b.get("zeroshot_acc", float("nan")), 3)
                                     for b in base],
         "zeroshot_acc_sweep": [round(a, 3) for a in final.sort_values(
             "mask.image_ratio").zeroshot_acc],
     }
+
+
+def _eval_times(plan: Plan, trial_id: str) -> float:
+    """Evaluation seconds of one sweep trial, from Tune's result.json (eval_time_s is not a
+    results column)."""
+    path = Path(plan.experiment_dir) / trial_id / "result.json"
+    return sum(json.loads(x).get("eval_time_s", 0.0) for x in path.read_text().splitlines()
+               if x.strip())
 
 
 def plan_every(plan: Plan) -> int:
