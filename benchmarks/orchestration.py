@@ -39,12 +39,25 @@ from medflip.sweep.spaces import Choice, get  # noqa: E402
 def make_plan(args, storage: str) -> Plan:
     space = get("mask_ratio")
     ratios = space.axes["mask.image_ratio"].values[: args.trials]
-    fixed = fixed_overrides(space, args.variant, {"optim.time_budget_s": args.budget_s,
-                                                  **({"eval.every_steps": args.every_steps}
-                                                     if args.every_steps else {})})
-    return Plan(space=space, name="orchestration", storage=storage, variant=args.variant,
-                fixed=fixed, axes={"mask.image_ratio": Choice(tuple(ratios))}, seeds=(0,),
-                num_samples=1, report_poll_s=args.report_poll_s)
+    fixed = fixed_overrides(
+        space,
+        args.variant,
+        {
+            "optim.time_budget_s": args.budget_s,
+            **({"eval.every_steps": args.every_steps} if args.every_steps else {}),
+        },
+    )
+    return Plan(
+        space=space,
+        name="orchestration",
+        storage=storage,
+        variant=args.variant,
+        fixed=fixed,
+        axes={"mask.image_ratio": Choice(tuple(ratios))},
+        seeds=(0,),
+        num_samples=1,
+        report_poll_s=args.report_poll_s,
+    )
 
 
 def in_process(plan: Plan) -> list[dict]:
@@ -88,11 +101,13 @@ def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -
     n = len(base)
     build = statistics.median(b["call_s"] - b["wall_time_s"] for b in base)
     starts = [tune[t]["time_total_s"] - tune[t]["wall_time_s"] - build for t in final.trial_id]
-    sweep_extra = statistics.median(in_fit_overhead(r.wall_time_s, r.train_time_s,
-                                                    evals[r.trial_id])
-                                    for r in final.itertuples())
-    base_extra = statistics.median(in_fit_overhead(b["wall_time_s"], b["train_time_s"],
-                                                   b["evals_s"]) for b in base)
+    sweep_extra = statistics.median(
+        in_fit_overhead(r.wall_time_s, r.train_time_s, evals[r.trial_id])
+        for r in final.itertuples()
+    )
+    base_extra = statistics.median(
+        in_fit_overhead(b["wall_time_s"], b["train_time_s"], b["evals_s"]) for b in base
+    )
     report = sweep_extra - base_extra
     between = (sweep_wall - sum(r["time_total_s"] for r in tune.values())) / n
     return {
@@ -104,17 +119,18 @@ def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -
         "fixed_cost_per_trial_s": round((sweep_wall - base_wall) / n, 1),
         # The same ratio from the measured costs alone: on a shared machine the two walls
         # see different loads (evaluation time swings most), the cost terms much less.
-        "ratio_from_costs": round((base_wall + n * (statistics.median(starts) + report
-                                                    + between)) / base_wall, 3),
+        "ratio_from_costs": round(
+            (base_wall + n * (statistics.median(starts) + report + between)) / base_wall, 3
+        ),
         "worker_start_s": round(statistics.median(starts), 1),
         "report_overhead_per_trial_s": round(report, 1),
         "between_trials_and_ray_start_s": round(between, 1),
         "reports_per_trial": int(statistics.median(final.step) // plan_every(plan)) + 1,
         "load_avg_1m_end": round(os.getloadavg()[0], 2),
-        "zeroshot_acc_in_process": [round(b.get("zeroshot_acc", float("nan")), 3)
-                                    for b in base],
-        "zeroshot_acc_sweep": [round(a, 3) for a in final.sort_values(
-            "mask.image_ratio").zeroshot_acc],
+        "zeroshot_acc_in_process": [round(b.get("zeroshot_acc", float("nan")), 3) for b in base],
+        "zeroshot_acc_sweep": [
+            round(a, 3) for a in final.sort_values("mask.image_ratio").zeroshot_acc
+        ],
     }
 
 
@@ -122,8 +138,9 @@ def _eval_times(plan: Plan, trial_id: str) -> float:
     """Evaluation seconds of one sweep trial, from Tune's result.json (eval_time_s is not a
     results column)."""
     path = Path(plan.experiment_dir) / trial_id / "result.json"
-    return sum(json.loads(x).get("eval_time_s", 0.0) for x in path.read_text().splitlines()
-               if x.strip())
+    return sum(
+        json.loads(x).get("eval_time_s", 0.0) for x in path.read_text().splitlines() if x.strip()
+    )
 
 
 def plan_every(plan: Plan) -> int:

@@ -85,8 +85,9 @@ def test_existing_experiment_needs_resume(tmp_path):
 def test_dry_run_prints_trials_without_starting_ray(tmp_path, capsys):
     import ray
 
-    code = launch.main("masking_variants", ["--storage", str(tmp_path), "--dry-run",
-                                            "--seeds", "2"])
+    code = launch.main(
+        "masking_variants", ["--storage", str(tmp_path), "--dry-run", "--seeds", "2"]
+    )
     out = capsys.readouterr().out
     assert code == 0 and not ray.is_initialized()
     assert "8 trials" in out and "'mask.variant': 'both', 'seed': 1" in out
@@ -97,8 +98,9 @@ def test_dry_run_prints_trials_without_starting_ray(tmp_path, capsys):
 def test_joint_space_ratio_only_where_images_are_masked():
     import optuna
 
-    study = optuna.create_study(directions=["maximize", "minimize"],
-                                sampler=optuna.samplers.RandomSampler(seed=0))
+    study = optuna.create_study(
+        directions=["maximize", "minimize"], sampler=optuna.samplers.RandomSampler(seed=0)
+    )
     seen = set()
     for _ in range(40):
         trial = study.ask()
@@ -120,8 +122,15 @@ def _brute_force_trials(nodes, res):
     while True:
         trial = [dict(n) for n in free]
         for _ in range(res.num_workers):
-            node = next((n for n in trial if n.get("CPU", 0) >= res.cpus_per_worker - 1e-9 and
-                         n.get("GPU", 0) >= res.gpus_per_worker - 1e-9), None)
+            node = next(
+                (
+                    n
+                    for n in trial
+                    if n.get("CPU", 0) >= res.cpus_per_worker - 1e-9
+                    and n.get("GPU", 0) >= res.gpus_per_worker - 1e-9
+                ),
+                None,
+            )
             if node is None:
                 return groups
             node["CPU"] -= res.cpus_per_worker
@@ -132,8 +141,10 @@ def _brute_force_trials(nodes, res):
 def test_concurrency_matches_brute_force_placement():
     rng = random.Random(0)
     for _ in range(200):
-        nodes = [{"CPU": float(rng.choice([2, 4, 16, 96])), "GPU": float(rng.choice([0, 0, 4, 8]))}
-                 for _ in range(rng.randint(1, 8))]
+        nodes = [
+            {"CPU": float(rng.choice([2, 4, 16, 96])), "GPU": float(rng.choice([0, 0, 4, 8]))}
+            for _ in range(rng.randint(1, 8))
+        ]
         workers = rng.choice([1, 2, 4, 8])
         gpus = rng.choice([0.0, 1.0, 0.5]) if any(n["GPU"] for n in nodes) else 0.0
         res = cluster.Resources(workers, float(rng.choice([1, 2, 3])), gpus)

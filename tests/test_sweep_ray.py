@@ -31,8 +31,9 @@ RAY = str(Path(sys.executable).parent / "ray")
 def sweep(name, *argv, env=None, timeout=420, **kwargs):
     cmd = [sys.executable, str(ROOT / "sweeps" / f"{name}.py"), *argv]
     env = {**os.environ, "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", **(env or {})}
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout, **kwargs)
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, **kwargs
+    )
 
 
 def free_port():
@@ -46,8 +47,9 @@ def trial_steps(df):
 
 
 def test_smoke_sweep_on_local_ray_diverged_trials_do_not_stop_it(tmp_path):
-    out = sweep("mask_ratio", "--smoke-test", "--storage", str(tmp_path),
-                "--set", "fault.nan_at_step=15")
+    out = sweep(
+        "mask_ratio", "--smoke-test", "--storage", str(tmp_path), "--set", "fault.nan_at_step=15"
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert str(tmp_path / "mask-ratio-smoke" / "results.parquet") in out.stdout
     df = results.load(tmp_path / "mask-ratio-smoke")
@@ -70,20 +72,47 @@ def head(tmp_path_factory):
     """
     temp = tmp_path_factory.mktemp("rayhead")
     port = free_port()
-    ports = {f"--{k}": free_port() for k in (
-        "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port",
-        "ray-client-server-port", "metrics-export-port", "runtime-env-agent-port",
-        "node-manager-port", "object-manager-port")}
-    cmd = [RAY, "start", "--head", "--block", f"--port={port}",
-           "--dashboard-host=127.0.0.1", f"--temp-dir={temp}", "--num-cpus=2",
-           "--num-gpus=0", "--disable-usage-stats", *[f"{k}={v}" for k, v in ports.items()]]
+    ports = {
+        f"--{k}": free_port()
+        for k in (
+            "dashboard-port",
+            "dashboard-agent-listen-port",
+            "dashboard-agent-grpc-port",
+            "ray-client-server-port",
+            "metrics-export-port",
+            "runtime-env-agent-port",
+            "node-manager-port",
+            "object-manager-port",
+        )
+    }
+    cmd = [
+        RAY,
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--dashboard-host=127.0.0.1",
+        f"--temp-dir={temp}",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--disable-usage-stats",
+        *[f"{k}={v}" for k, v in ports.items()],
+    ]
     # Ray 2.60 heads require token auth; this head and its drivers share a token of our own.
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(temp / "auth_token")}
     (temp / "auth_token").write_text(secrets.token_hex(32))
     log = open(temp / "head.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, **auth,  # idle at teardown: no 30-s drain
-                                 "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2"})
+    proc = subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={
+            **os.environ,
+            **auth,  # idle at teardown: no 30-s drain
+            "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "2",
+        },
+    )
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while not (temp / "session_latest" / "logs" / "raylet.out").exists():
@@ -105,8 +134,17 @@ def head(tmp_path_factory):
 
 
 def test_joined_sweep_survives_a_worker_crash_without_lost_or_duplicate_steps(head, tmp_path):
-    out = sweep("mask_ratio", "--smoke-test", "--address", "auto", "--storage", str(tmp_path),
-                "--set", "fault.crash_at_step=15", env=head["env"])
+    out = sweep(
+        "mask_ratio",
+        "--smoke-test",
+        "--address",
+        "auto",
+        "--storage",
+        str(tmp_path),
+        "--set",
+        "fault.crash_at_step=15",
+        env=head["env"],
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "injected crash at step 15" in out.stdout + out.stderr
     df = results.load(tmp_path / "mask-ratio-smoke")
@@ -121,17 +159,33 @@ def test_joined_sweep_survives_a_worker_crash_without_lost_or_duplicate_steps(he
 
 def test_resume_after_the_driver_is_killed_finishes_every_trial_once(head, tmp_path):
     exp = tmp_path / "resume"
-    argv = ["--variant", "tiny", "--num-samples", "2", "--address", "auto",
-            "--storage", str(tmp_path), "--name", "resume"]
+    argv = [
+        "--variant",
+        "tiny",
+        "--num-samples",
+        "2",
+        "--address",
+        "auto",
+        "--storage",
+        str(tmp_path),
+        "--name",
+        "resume",
+    ]
     env = {**os.environ, **head["env"], "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2"}
     log = open(tmp_path / "first.log", "w")
-    driver = subprocess.Popen([sys.executable, str(ROOT / "sweeps" / "temperature.py"), *argv],
-                              cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    driver = subprocess.Popen(
+        [sys.executable, str(ROOT / "sweeps" / "temperature.py"), *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 300
     table = exp / results.FILENAME  # the recorder writes a trial's first report at once
     while not table.exists():  # kill the driver as soon as a trial has evaluated once
         assert driver.poll() is None and time.monotonic() < deadline, (
-            tmp_path / "first.log").read_text()[-3000:]
+            tmp_path / "first.log"
+        ).read_text()[-3000:]
         time.sleep(0.2)
     driver.send_signal(signal.SIGKILL)
     driver.wait()
@@ -148,8 +202,9 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(head, tmp_p
     # The killed trial continued from its last checkpoint (the engine logs where it resumed;
     # Ray Train keeps worker logs under the head's temp dir), not from scratch.
     logs = (head["temp"] / "session_latest" / "logs" / "train").glob("ray-train-app-worker-*")
-    resumed = [json.loads(x) for f in logs for x in f.read_text().splitlines()
-               if "resumed from" in x]
+    resumed = [
+        json.loads(x) for f in logs for x in f.read_text().splitlines() if "resumed from" in x
+    ]
     assert killed_trial in {r.get("run_name") for r in resumed}
     lines = (exp / killed_trial / "result.json").read_text().splitlines()
     steps = [json.loads(x)["step"] for x in lines]
@@ -161,4 +216,5 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(head, tmp_p
     assert type(study.sampler).__name__ == "TPESampler"
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert sorted(t.params["loss.temperature"] for t in study.trials) == sorted(
-        final["loss.temperature"])
+        final["loss.temperature"]
+    )

@@ -12,16 +12,31 @@ from medflip.sweep.recorder import ResultsRecorder, final_status, rebuild, recon
 
 
 def config(ratio, seed=0):
-    return {"sweep": "mask_ratio", "experiment": "exp", "variant": "tiny",
-            "fixed": {"mask.variant": "image"}, "resources": {"num_workers": 2},
-            "mask.image_ratio": ratio, "seed": seed}
+    return {
+        "sweep": "mask_ratio",
+        "experiment": "exp",
+        "variant": "tiny",
+        "fixed": {"mask.variant": "image"},
+        "resources": {"num_workers": 2},
+        "mask.image_ratio": ratio,
+        "seed": seed,
+    }
 
 
 def report(step, status="running", acc=None):
     # What Tune hands the callback: our metrics plus Ray's bookkeeping keys.
-    out = {"step": step, "train_time_s": step * 0.5, "loss": 1.0 / step, "status": status,
-           "eval_time_s": 0.1, "checkpoint_path": "/x", "training_iteration": step // 10,
-           "time_total_s": 3.0, "trial_id": "ignored", "done": False}
+    out = {
+        "step": step,
+        "train_time_s": step * 0.5,
+        "loss": 1.0 / step,
+        "status": status,
+        "eval_time_s": 0.1,
+        "checkpoint_path": "/x",
+        "training_iteration": step // 10,
+        "time_total_s": 3.0,
+        "trial_id": "ignored",
+        "done": False,
+    }
     out["zeroshot_acc"] = 0.1 * step / 10 if acc is None else acc
     return out
 
@@ -33,8 +48,12 @@ def trial(trial_id, cfg):
 def test_rows_per_report_no_duplicates_after_restart_and_statuses(tmp_path):
     rec = ResultsRecorder(str(tmp_path), flush_s=0.0)
     rec.setup()
-    a, b, c, d = (trial("a", config(0.5)), trial("b", config(0.75, 1)),
-                  trial("c", config(0.0)), trial("d", config(0.9)))
+    a, b, c, d = (
+        trial("a", config(0.5)),
+        trial("b", config(0.75, 1)),
+        trial("c", config(0.0)),
+        trial("d", config(0.9)),
+    )
     for step in (10, 20):
         rec.on_trial_result(0, [], a, report(step))
     # A worker crash: the restarted run re-reports step 20 (and goes on).
@@ -49,10 +68,20 @@ def test_rows_per_report_no_duplicates_after_restart_and_statuses(tmp_path):
 
     df = results.load(tmp_path)
     assert sorted(zip(df.trial_id, df.step, strict=True)) == [
-        ("a", 10), ("a", 20), ("a", 30), ("b", 10), ("c", 10), ("d", 0)]
+        ("a", 10),
+        ("a", 20),
+        ("a", 30),
+        ("b", 10),
+        ("c", 10),
+        ("d", 0),
+    ]
     final = results.final_rows(df).set_index("trial_id")
-    assert final.status.to_dict() == {"a": "completed", "b": "stopped", "c": "failed",
-                                      "d": "failed"}
+    assert final.status.to_dict() == {
+        "a": "completed",
+        "b": "stopped",
+        "c": "failed",
+        "d": "failed",
+    }
     assert final.loc["a", "zeroshot_acc"] == pytest.approx(0.9)
     assert final.loc["b", "mask.image_ratio"] == 0.75 and final.loc["b", "seed"] == 1
     assert final.loc["a", "mask.variant"] == "image" and final.loc["a", "num_workers"] == 2
@@ -80,18 +109,29 @@ def write_trial_dir(root, trial_id, cfg, reports, error=False, cut_last=False):
 
 
 def test_rebuild_from_tune_files_matches_what_was_reported(tmp_path):
-    write_trial_dir(tmp_path, "a", config(0.5), [report(10), report(20, "completed")],
-                    cut_last=True)
+    write_trial_dir(
+        tmp_path, "a", config(0.5), [report(10), report(20, "completed")], cut_last=True
+    )
     write_trial_dir(tmp_path, "b", config(0.25), [report(10), report(20)], error=True)
     write_trial_dir(tmp_path, "c", config(0.0), [], error=True)
     write_trial_dir(tmp_path, "e", config(0.9), [report(10, "diverged", acc=math.nan)])
     (tmp_path / "train").mkdir()  # Ray Train's run storage sits beside the trial dirs
     df = rebuild(str(tmp_path))
     assert sorted(zip(df.trial_id, df.step, strict=True)) == [
-        ("a", 10), ("a", 20), ("b", 10), ("b", 20), ("c", 0), ("e", 10)]
+        ("a", 10),
+        ("a", 20),
+        ("b", 10),
+        ("b", 20),
+        ("c", 0),
+        ("e", 10),
+    ]
     final = results.final_rows(df).set_index("trial_id")
-    assert final.status.to_dict() == {"a": "completed", "b": "failed", "c": "failed",
-                                      "e": "diverged"}
+    assert final.status.to_dict() == {
+        "a": "completed",
+        "b": "failed",
+        "c": "failed",
+        "e": "diverged",
+    }
     assert final.loc["b", "mask.image_ratio"] == 0.25
     assert rebuild(str(tmp_path / "train")) is None
 

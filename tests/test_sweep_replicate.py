@@ -11,8 +11,12 @@ from medflip.sweep.spaces import joint_space, temperature_space
 
 
 def make(seeds, define=temperature_space, metric="zeroshot_acc", mode="max"):
-    inner = OptunaSearch(space=define, metric=metric, mode=mode,
-                         sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2))
+    inner = OptunaSearch(
+        space=define,
+        metric=metric,
+        mode=mode,
+        sampler=optuna.samplers.TPESampler(seed=0, n_startup_trials=2),
+    )
     return Replicated(inner, seeds)
 
 
@@ -26,8 +30,12 @@ def test_each_suggestion_runs_once_per_seed_and_optuna_hears_the_mean():
     rep = make([3, 4, 5])
     configs = [rep.suggest(f"t{i}") for i in range(6)]
     assert [c["seed"] for c in configs] == [3, 4, 5, 3, 4, 5]
-    assert configs[0]["loss.temperature"] == configs[1]["loss.temperature"] == configs[2][
-        "loss.temperature"] != configs[3]["loss.temperature"]
+    assert (
+        configs[0]["loss.temperature"]
+        == configs[1]["loss.temperature"]
+        == configs[2]["loss.temperature"]
+        != configs[3]["loss.temperature"]
+    )
     for i, acc in enumerate((0.2, 0.4, 0.9)):
         rep.on_trial_complete(f"t{i}", {"zeroshot_acc": acc})
     rep.on_trial_complete("t3", {"zeroshot_acc": 0.6})
@@ -53,8 +61,9 @@ def test_all_replicates_failing_fails_the_configuration():
 def test_multi_objective_means_each_objective():
     rep = make([0, 1], joint_space, ["zeroshot_acc", "device_hours"], ["max", "min"])
     a, b = rep.suggest("a"), rep.suggest("b")
-    assert {k: v for k, v in a.items() if k != "seed"} == {k: v for k, v in b.items()
-                                                           if k != "seed"}
+    assert {k: v for k, v in a.items() if k != "seed"} == {
+        k: v for k, v in b.items() if k != "seed"
+    }
     rep.on_trial_complete("a", {"zeroshot_acc": 0.4, "device_hours": 1.0})
     rep.on_trial_complete("b", {"zeroshot_acc": 0.6, "device_hours": 3.0})
     assert rep.inner._ot_study.trials[0].values == pytest.approx([0.5, 2.0])

@@ -61,7 +61,7 @@ def connect(address: str | None, env_vars: dict[str, str] | None = None) -> dict
 
 
 def resolve_address(address: str) -> str:
-    """"auto" -> host:port the way `ray.init("auto")` finds it (RAY_ADDRESS, then the
+    """ "auto" -> host:port the way `ray.init("auto")` finds it (RAY_ADDRESS, then the
     address `ray start` recorded); anything else is returned as given."""
     if address != "auto":
         return address
@@ -169,11 +169,19 @@ def leftover_placement_groups(experiment_dir: str) -> list[dict]:
     mine = set(_read_jobs(experiment_dir)) - {ray.get_runtime_context().get_job_id()}
     if not mine:
         return []
-    groups = list_placement_groups(address=ray.get_runtime_context().gcs_address, detail=True,
-                                   limit=10000, raise_on_missing_output=False)
+    groups = list_placement_groups(
+        address=ray.get_runtime_context().gcs_address,
+        detail=True,
+        limit=10000,
+        raise_on_missing_output=False,
+    )
     return [
-        {"id": g.placement_group_id, "job": g.creator_job_id, "state": g.state,
-         "bundles": g.bundles}
+        {
+            "id": g.placement_group_id,
+            "job": g.creator_job_id,
+            "state": g.state,
+            "bundles": g.bundles,
+        }
         for g in groups
         if g.creator_job_id in mine and g.state in ("CREATED", "PENDING", "RESCHEDULING")
     ]

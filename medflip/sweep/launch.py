@@ -34,34 +34,70 @@ SMOKE_TRIALS = 2
 def build_parser(space: Space) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=f"sweeps/{space.name}.py",
-        description=f"{space.name} sweep: {space.figure}. Each trial is a Ray Train run.")
+        description=f"{space.name} sweep: {space.figure}. Each trial is a Ray Train run.",
+    )
     add = p.add_argument
-    add("--address", default=None,
+    add(
+        "--address",
+        default=None,
         help="Ray cluster to join ('auto': the one `ray start --head` started); "
-             "default: start local Ray sized to this machine")
+        "default: start local Ray sized to this machine",
+    )
     add("--name", default=None, help="experiment name (default: the sweep's name)")
     add("--storage", default="./runs", help="where experiments live (default ./runs)")
-    add("--num-samples", type=int, default=None,
-        help=f"configurations a search tries (default {space.num_samples}); grids: 1")
+    add(
+        "--num-samples",
+        type=int,
+        default=None,
+        help=f"configurations a search tries (default {space.num_samples}); grids: 1",
+    )
     add("--seeds", type=int, default=1, help="replicates of every configuration (seeds)")
-    add("--max-concurrent", type=int, default=None,
-        help="cap on trials at once (default: as many worker groups as the cluster holds)")
+    add(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="cap on trials at once (default: as many worker groups as the cluster holds)",
+    )
     add("--workers-per-trial", type=int, default=1, help="Ray Train workers (DDP ranks)")
     add("--gpus-per-worker", type=float, default=None, help="default: 1 if the cluster has GPUs")
-    add("--cpus-per-worker", type=float, default=None,
-        help="default: a node's CPUs per GPU, or a whole node shared by a trial's workers")
+    add(
+        "--cpus-per-worker",
+        type=float,
+        default=None,
+        help="default: a node's CPUs per GPU, or a whole node shared by a trial's workers",
+    )
     add("--variant", default=None, help="base config (demo, paper, tiny); default demo")
-    add("--set", action="append", default=[], metavar="KEY=VALUE",
-        help="config override for every trial (repeatable)")
-    add("--scheduler", default="fifo", choices=SCHEDULERS,
-        help="asha stops weak trials early (single-objective sweeps only)")
-    add("--max-failures", type=int, default=2,
-        help="worker-group restarts per trial, each from the last checkpoint")
-    add("--report-poll-s", type=float, default=0.5,
-        help="Ray Train controller poll interval: each report waits for it (Ray's default 2)")
+    add(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override for every trial (repeatable)",
+    )
+    add(
+        "--scheduler",
+        default="fifo",
+        choices=SCHEDULERS,
+        help="asha stops weak trials early (single-objective sweeps only)",
+    )
+    add(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="worker-group restarts per trial, each from the last checkpoint",
+    )
+    add(
+        "--report-poll-s",
+        type=float,
+        default=0.5,
+        help="Ray Train controller poll interval: each report waits for it (Ray's default 2)",
+    )
     add("--resume", action="store_true", help="continue the experiment --name")
-    add("--smoke-test", action="store_true",
-        help=f"tiny variant, {SMOKE_TRIALS} trials, 1 seed: checks the whole path in minutes")
+    add(
+        "--smoke-test",
+        action="store_true",
+        help=f"tiny variant, {SMOKE_TRIALS} trials, 1 seed: checks the whole path in minutes",
+    )
     add("--dry-run", action="store_true", help="print the trials and exit; Ray is not started")
     return p
 
@@ -109,23 +145,29 @@ def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None)
     """What will run, for the terminal (and all of --dry-run's output)."""
     s = plan.space
     objectives = ", ".join(f"{m} ({d})" for m, d in zip(s.metrics, s.modes, strict=True))
-    lines = [f"sweep {s.name}: {s.figure}",
-             f"experiment {plan.experiment_dir} ({'resume' if plan.resume else 'new'})",
-             f"results    {os.path.join(plan.experiment_dir, 'results.parquet')}",
-             f"variant {plan.variant}; every trial: {plan.fixed or '{}'}",
-             f"objective  {objectives}; scheduler {plan.scheduler}"]
+    lines = [
+        f"sweep {s.name}: {s.figure}",
+        f"experiment {plan.experiment_dir} ({'resume' if plan.resume else 'new'})",
+        f"results    {os.path.join(plan.experiment_dir, 'results.parquet')}",
+        f"variant {plan.variant}; every trial: {plan.fixed or '{}'}",
+        f"objective  {objectives}; scheduler {plan.scheduler}",
+    ]
     if s.kind == "grid":
         lines.append(f"{plan.num_trials} trials (grid x {len(plan.seeds)} seed(s)):")
         lines += [f"  {i:>3}  {p}" for i, p in enumerate(trial_points(plan))]
     else:
         axes = ", ".join(f"{k} in {_axis_text(a)}" for k, a in plan.axes.items())
-        lines.append(f"{plan.num_trials} trials: {plan.num_samples} Optuna TPE suggestions x "
-                     f"{len(plan.seeds)} seed(s) {list(plan.seeds)} over {axes}")
+        lines.append(
+            f"{plan.num_trials} trials: {plan.num_samples} Optuna TPE suggestions x "
+            f"{len(plan.seeds)} seed(s) {list(plan.seeds)} over {axes}"
+        )
         if s.start:
             lines.append(f"  evaluated first: {list(s.start)}")
     if res is not None:
-        lines.append(f"each trial: {res.num_workers} worker(s) x {res.per_worker()}; "
-                     f"{concurrency} trial(s) at once")
+        lines.append(
+            f"each trial: {res.num_workers} worker(s) x {res.per_worker()}; "
+            f"{concurrency} trial(s) at once"
+        )
     return "\n".join(lines)
 
 
@@ -143,8 +185,9 @@ def _local_nodes() -> list[dict[str, float]]:
 
 def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
     try:
-        res = cluster.default_resources(nodes, plan.workers_per_trial, plan.cpus_per_worker,
-                                        plan.gpus_per_worker)
+        res = cluster.default_resources(
+            nodes, plan.workers_per_trial, plan.cpus_per_worker, plan.gpus_per_worker
+        )
         return res, cluster.trial_concurrency(nodes, res, plan.max_concurrent)
     except ValueError as exc:
         raise PlanError(str(exc)) from None
@@ -178,8 +221,12 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         ray.shutdown()
 
 
-def main(space_name: str, argv: Sequence[str] | None = None, callbacks: Sequence = (),
-         report_hooks: Sequence[str] = ()) -> int:
+def main(
+    space_name: str,
+    argv: Sequence[str] | None = None,
+    callbacks: Sequence = (),
+    report_hooks: Sequence[str] = (),
+) -> int:
     """The CLI of every sweeps/*.py.
 
     `callbacks`: extra Tune callbacks (driver side, e.g. a progress view);
@@ -199,4 +246,3 @@ def main(space_name: str, argv: Sequence[str] | None = None, callbacks: Sequence
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-

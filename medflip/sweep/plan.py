@@ -73,8 +73,10 @@ def fixed_overrides(space: Space, variant: str, sets: dict[str, Any]) -> dict[st
     """Space defaults, the demo-size budget (demo variant only), then --set (which wins)."""
     clash = sorted(set(sets) & set(space.axes))
     if clash:
-        raise PlanError(f"--set {clash[0]}: the {space.name} sweep searches this key; "
-                        "drop it from --set or use another sweep")
+        raise PlanError(
+            f"--set {clash[0]}: the {space.name} sweep searches this key; "
+            "drop it from --set or use another sweep"
+        )
     budget = space.demo_budget if variant == "demo" else {}
     return {**space.defaults, **budget, **sets}
 
@@ -126,11 +128,15 @@ def validate(plan: Plan) -> Config:
             raise PlanError(f"{plan.space.name} sweep, trial {point}: {exc}") from None
     check_scheduler(plan.space, plan.scheduler)
     if plan.space.kind == "grid" and plan.num_samples != 1:
-        raise PlanError(f"--num-samples: the {plan.space.name} sweep is a grid and runs every "
-                        "point once per seed; use --seeds K for replicates")
-    for flag, value, low in (("--num-samples", plan.num_samples, 1),
-                             ("--workers-per-trial", plan.workers_per_trial, 1),
-                             ("--max-failures", plan.max_failures, 0)):
+        raise PlanError(
+            f"--num-samples: the {plan.space.name} sweep is a grid and runs every "
+            "point once per seed; use --seeds K for replicates"
+        )
+    for flag, value, low in (
+        ("--num-samples", plan.num_samples, 1),
+        ("--workers-per-trial", plan.workers_per_trial, 1),
+        ("--max-failures", plan.max_failures, 0),
+    ):
         if value < low:
             raise PlanError(f"{flag}: must be >= {low}, got {value}")
     if plan.max_concurrent is not None and plan.max_concurrent < 1:
@@ -148,8 +154,12 @@ def validate(plan: Plan) -> Config:
 def check_resume(plan: Plan) -> None:
     exists = os.path.exists(os.path.join(plan.experiment_dir, TUNER_STATE))
     if plan.resume and not exists:
-        raise PlanError(f"--resume: no sweep to resume at {plan.experiment_dir} "
-                        f"(no {TUNER_STATE}); check --name and --storage")
+        raise PlanError(
+            f"--resume: no sweep to resume at {plan.experiment_dir} "
+            f"(no {TUNER_STATE}); check --name and --storage"
+        )
     if not plan.resume and exists:
-        raise PlanError(f"--name {plan.name}: {plan.experiment_dir} already holds a sweep; "
-                        "pass --resume to continue it, or choose another --name")
+        raise PlanError(
+            f"--name {plan.name}: {plan.experiment_dir} already holds a sweep; "
+            "pass --resume to continue it, or choose another --name"
+        )

@@ -43,7 +43,7 @@ def build_config(config: dict) -> Config:
 
 
 def load_hooks(names: list[str]) -> list[ReportHook]:
-    """"module:function" names -> callables called as hook(metrics, context) at each report.
+    """ "module:function" names -> callables called as hook(metrics, context) at each report.
 
     The seam for per-trial telemetry in the worker (e.g. ray.util.metrics gauges).
     """
@@ -103,10 +103,16 @@ def train_fn_per_worker(config: dict) -> None:
         rank=ctx.get_world_rank(),
         world_size=ctx.get_world_size(),
     )
-    context = {"trial_id": config.get("trial_id", ""), "rank": hooks.rank,
-               "experiment": config.get("experiment", "")}
-    report = make_report(list(config.get("objectives", ())), load_hooks(
-        list(config.get("report_hooks", ()))), context)
+    context = {
+        "trial_id": config.get("trial_id", ""),
+        "rank": hooks.rank,
+        "experiment": config.get("experiment", ""),
+    }
+    report = make_report(
+        list(config.get("objectives", ())),
+        load_hooks(list(config.get("report_hooks", ()))),
+        context,
+    )
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         engine.fit(cfg, report=report, hooks=hooks)

@@ -34,8 +34,7 @@ def trial_name(trial) -> str:
 
 def trainable():
     """The Tune trainable: the driver holds no CPU/GPU (its workers do), a little memory."""
-    return tune.with_resources(train_driver_fn,
-                               {"cpu": 0, "memory": cluster.DRIVER_MEMORY_BYTES})
+    return tune.with_resources(train_driver_fn, {"cpu": 0, "memory": cluster.DRIVER_MEMORY_BYTES})
 
 
 def param_space(plan: Plan, res: cluster.Resources) -> dict:
@@ -45,8 +44,11 @@ def param_space(plan: Plan, res: cluster.Resources) -> dict:
         "experiment": plan.name,
         "variant": plan.variant,
         "fixed": dict(plan.fixed),
-        "resources": {"num_workers": res.num_workers, "cpus_per_worker": res.cpus_per_worker,
-                      "gpus_per_worker": res.gpus_per_worker},
+        "resources": {
+            "num_workers": res.num_workers,
+            "cpus_per_worker": res.cpus_per_worker,
+            "gpus_per_worker": res.gpus_per_worker,
+        },
         "max_failures": plan.max_failures,
         "train_storage": os.path.join(plan.experiment_dir, "train"),
         "report_poll_s": plan.report_poll_s,
@@ -69,10 +71,13 @@ def search_alg(plan: Plan) -> Searcher | None:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     s = plan.space
-    metric, mode = (list(s.metrics), list(s.modes)) if s.multi_objective else (s.metrics[0],
-                                                                                s.modes[0])
+    metric, mode = (
+        (list(s.metrics), list(s.modes)) if s.multi_objective else (s.metrics[0], s.modes[0])
+    )
     inner = OptunaSearch(
-        space=s.define, metric=metric, mode=mode,
+        space=s.define,
+        metric=metric,
+        mode=mode,
         points_to_evaluate=[dict(p) for p in s.start] or None,
         sampler=optuna.samplers.TPESampler(seed=plan.seeds[0]),
     )
@@ -83,21 +88,36 @@ def make_scheduler(plan: Plan):
     if plan.scheduler != "asha":
         return None
     # One rung per few evaluations; max_t large: the trial's own budget ends it.
-    return ASHAScheduler(time_attr="training_iteration", metric=plan.space.metrics[0],
-                         mode=plan.space.modes[0], max_t=10_000, grace_period=2,
-                         reduction_factor=3)
+    return ASHAScheduler(
+        time_attr="training_iteration",
+        metric=plan.space.metrics[0],
+        mode=plan.space.modes[0],
+        max_t=10_000,
+        grace_period=2,
+        reduction_factor=3,
+    )
 
 
 def reporter(plan: Plan) -> CLIReporter:
     """A compact progress table: the searched keys, seed, and a few key metrics."""
     params = {k: k.split(".")[-1] for k in plan.space.axes}
     params["seed"] = "seed"
-    metrics = {"step": "step", "train_time_s": "train_s", "zeroshot_acc": "zs_acc",
-               "probe_acc": "probe", "status": "status"}
+    metrics = {
+        "step": "step",
+        "train_time_s": "train_s",
+        "zeroshot_acc": "zs_acc",
+        "probe_acc": "probe",
+        "status": "status",
+    }
     if "device_hours" in plan.space.metrics:
         metrics["device_hours"] = "dev_h"
-    return CLIReporter(parameter_columns=params, metric_columns=metrics,
-                       max_report_frequency=30, max_progress_rows=30, max_error_rows=10)
+    return CLIReporter(
+        parameter_columns=params,
+        metric_columns=metrics,
+        max_report_frequency=30,
+        max_progress_rows=30,
+        max_error_rows=10,
+    )
 
 
 def build_tuner(plan: Plan, res: cluster.Resources, concurrency: int, callbacks: list):
@@ -129,8 +149,13 @@ def restore_tuner(plan: Plan, callbacks: list):
     """Tuner.restore of the experiment: unfinished trials continue from their checkpoints,
     finished ones are kept, failed ones stay failed; the Optuna state must come back too."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    tuner = tune.Tuner.restore(plan.experiment_dir, trainable(), resume_unfinished=True,
-                               resume_errored=False, restart_errored=False)
+    tuner = tune.Tuner.restore(
+        plan.experiment_dir,
+        trainable(),
+        resume_unfinished=True,
+        resume_errored=False,
+        restart_errored=False,
+    )
     run_config = tuner._local_tuner.get_run_config()  # no public setter on restore
     for cb in run_config.callbacks:
         if isinstance(cb, ResultsRecorder):
@@ -153,19 +178,25 @@ def check_searcher_before(tuner, plan: Plan) -> None:
         return
     alg = _restored_searcher(tuner)
     if not isinstance(alg, Replicated) or type(alg.inner).__name__ != "OptunaSearch":
-        raise PlanError(f"--resume: the experiment's search algorithm is {type(alg).__name__}, "
-                        "not the Optuna search it was started with; refusing to continue")
+        raise PlanError(
+            f"--resume: the experiment's search algorithm is {type(alg).__name__}, "
+            "not the Optuna search it was started with; refusing to continue"
+        )
     if not glob.glob(os.path.join(plan.experiment_dir, "searcher-state-*.pkl")):
-        raise PlanError(f"--resume: no Optuna search state in {plan.experiment_dir}; "
-                        "resuming would restart the search from scratch")
+        raise PlanError(
+            f"--resume: no Optuna search state in {plan.experiment_dir}; "
+            "resuming would restart the search from scratch"
+        )
 
 
 def check_searcher_after(tuner, plan: Plan) -> None:
     if plan.space.kind == "grid" or not plan.resume:
         return
     study = _restored_searcher(tuner).inner._ot_study
-    print(f"Optuna study after resume: {len(study.trials)} configurations "
-          f"({plan.num_samples} planned)")
+    print(
+        f"Optuna study after resume: {len(study.trials)} configurations "
+        f"({plan.num_samples} planned)"
+    )
 
 
 def summarize(plan: Plan, grid) -> int:
@@ -176,8 +207,15 @@ def summarize(plan: Plan, grid) -> int:
     except (FileNotFoundError, results.ResultsError) as exc:
         print(f"no results: {exc}")
         return 1
-    cols = ["trial_id", *plan.space.axes, "seed", "status", "step", "train_time_s",
-            *[m for m in ("zeroshot_acc", "device_hours", "probe_acc")]]
+    cols = [
+        "trial_id",
+        *plan.space.axes,
+        "seed",
+        "status",
+        "step",
+        "train_time_s",
+        *[m for m in ("zeroshot_acc", "device_hours", "probe_acc")],
+    ]
     print(final[[c for c in dict.fromkeys(cols) if c in final.columns]].to_string(index=False))
     counts = final["status"].value_counts().to_dict()
     print(f"{len(final)} trials {counts}; results: {path}")
