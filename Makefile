@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 # The main job: the default mask-ratio sweep on the embedded corpus, then its frontier.
 demo: $(STAMP)
-	$(PY) sweeps/mask_ratio.py --name demo-mask-ratio
+	# A second `make demo` resumes (and so keeps) the first one's sweep instead of failing.
+	$(PY) sweeps/mask_ratio.py --name demo-mask-ratio $$(test -d runs/demo-mask-ratio && echo --resume)
 	$(PY) analysis/frontier.py runs/demo-mask-ratio --by mask.image_ratio --out runs/demo-mask-ratio/analysis
 
 # The whole suite, slow tests included (what CI runs).
