@@ -60,8 +60,20 @@ def test_smoke_sweep_on_local_ray_diverged_trials_do_not_stop_it(tmp_path):
         assert steps[0] == 10 and steps[1] in (15, 16) and len(steps) == 2
     evaluated = df[df.step == 10]
     assert evaluated.zeroshot_acc.between(0, 1).all() and (evaluated.status == "running").all()
-    assert (df["data.image_size"] == 32).all() and (df["mask.variant"] == "image").all()
+    assert (df["data.image_size"] == 32).all() and (df["mask.variant"] == "none").all()
     assert (df.ray_version.str.startswith("2.60")).all() and (df.num_workers == 1).all()
+    # End to end: the analysis reads the sweep's real table (diverged = never reached).
+    report = subprocess.run(
+        [sys.executable, str(ROOT / "analysis" / "frontier.py"), str(tmp_path / "mask-ratio-smoke"),
+         "--by", "mask.image_ratio", "--out", str(tmp_path / "analysis"), "--bootstrap", "200"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
+    summary = json.loads((tmp_path / "analysis" / "summary.json").read_text())
+    assert set(summary["groups"]) == {"0", "0.25"}
+    assert all(g["reached"].endswith("/1") for g in summary["groups"].values())
+    for name in ("frontier.png", "frontier.svg", "frontier.csv", "summary.md"):
+        assert (tmp_path / "analysis" / name).stat().st_size > 0
 
 
 @pytest.fixture(scope="module")
