@@ -120,7 +120,8 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
     plan = Plan(
         space=space,
         name=args.name or (space.name.replace("_", "-") + ("-smoke" if args.smoke_test else "")),
-        storage=os.path.abspath(args.storage),
+        # a URI is kept as given, for preflight.check_storage to refuse by name
+        storage=args.storage if "://" in args.storage else os.path.abspath(args.storage),
         variant=variant,
         fixed=fixed,
         axes=space.smoke_axes() if (args.smoke_test and grid) else dict(space.axes),
@@ -195,9 +196,15 @@ def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
 
 def run(plan: Plan, callbacks: Sequence = ()) -> int:
     """Start or join Ray, run or resume the sweep, print where the results are."""
-    from medflip.sweep import tuning
+    from medflip.sweep import monitor, preflight, tuning
 
-    cluster.connect(plan.address)
+    # Storage and address are checked before Ray starts: a clear error, nothing written.
+    preflight.check_storage(plan.storage)
+    address = preflight.resolve_address(plan.address)
+    try:
+        cluster.connect(address)
+    except ConnectionError as exc:  # ray.init's "Failed to connect": say why
+        raise preflight.connect_error(plan.address, exc) from None
     try:
         if plan.address:
             leftovers = cluster.wait_for_leftovers(plan.experiment_dir)
@@ -206,6 +213,9 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
                 return 2
         res, concurrency = resolve_resources(plan, cluster.node_resources())
         print(describe(plan, res, concurrency), flush=True)
+        s = plan.space
+        view = monitor.ProgressView(plan.num_trials, s.metrics[0], s.modes[0], concurrency)
+        callbacks = [view, *callbacks]
         os.makedirs(plan.experiment_dir, exist_ok=True)
         cluster.record_job(plan.experiment_dir)
         if plan.resume:
@@ -225,14 +235,16 @@ def main(
     space_name: str,
     argv: Sequence[str] | None = None,
     callbacks: Sequence = (),
-    report_hooks: Sequence[str] = (),
+    report_hooks: Sequence[str] = ("medflip.sweep.monitor:record_metrics",),
 ) -> int:
     """The CLI of every sweeps/*.py.
 
     `callbacks`: extra Tune callbacks (driver side, e.g. a progress view);
     `report_hooks`: "module:function" names each worker calls at every report as
-    hook(metrics, {"experiment", "trial_id", "rank"}) (e.g. metrics gauges).
+    hook(metrics, {"experiment", "trial_id", "rank"}) (default: the live Prometheus gauges).
     """
+    from medflip.sweep.preflight import PreflightError
+
     space = get(space_name)
     args = build_parser(space).parse_args(argv)
     try:
@@ -243,6 +255,6 @@ def main(
             print(describe(plan, res, conc))
             return 0
         return run(plan, callbacks)
-    except PlanError as exc:
+    except (PlanError, PreflightError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

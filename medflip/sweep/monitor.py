@@ -96,8 +96,9 @@ class Progress:
     remaining_s: float | None  # None until one trial has finished
 
 
-def estimate_remaining(finished_s: Sequence[float], running_s: Sequence[float],
-                       waiting: int, slots: int) -> float | None:
+def estimate_remaining(
+    finished_s: Sequence[float], running_s: Sequence[float], waiting: int, slots: int
+) -> float | None:
     """Seconds until the sweep ends, assuming every trial takes the mean finished duration.
 
     Running trials need the mean minus what they have run (at least 0); waiting trials then
@@ -120,10 +121,15 @@ def format_progress(p: Progress, metric: str) -> str:
     best = "best: none yet"
     if p.best is not None:
         best = f"best {metric} {p.best:.4f} (trial {p.best_trial})"
-    left = "left: after the first trial ends" if p.remaining_s is None else (
-        f"~{_clock(p.remaining_s)} left")
-    return (f"[medflip] {p.done}/{p.total} done{failed} | {p.running} running | "
-            f"{p.pending} pending | {best} | elapsed {_clock(p.elapsed_s)} | {left}")
+    left = (
+        "left: after the first trial ends"
+        if p.remaining_s is None
+        else (f"~{_clock(p.remaining_s)} left")
+    )
+    return (
+        f"[medflip] {p.done}/{p.total} done{failed} | {p.running} running | "
+        f"{p.pending} pending | {best} | elapsed {_clock(p.elapsed_s)} | {left}"
+    )
 
 
 def _clock(seconds: float) -> str:
@@ -140,9 +146,15 @@ class ProgressView(tune.Callback):
     number that can run at once (max_concurrent_trials), used for the time estimate.
     """
 
-    def __init__(self, total: int, metric: str = "zeroshot_acc", mode: str = "max",
-                 slots: int | None = None, every_s: float = 30.0,
-                 write: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        total: int,
+        metric: str = "zeroshot_acc",
+        mode: str = "max",
+        slots: int | None = None,
+        every_s: float = 30.0,
+        write: Callable[[str], None] | None = None,
+    ):
         if mode not in ("max", "min"):
             raise ValueError(f"mode: {mode!r} is not 'max' or 'min'")
         self.total, self.metric, self.mode, self.slots = total, metric, mode, slots
@@ -160,8 +172,9 @@ class ProgressView(tune.Callback):
             return
         if not math.isfinite(value):
             return
-        better = self.best is None or (value > self.best if self.mode == "max"
-                                       else value < self.best)
+        better = self.best is None or (
+            value > self.best if self.mode == "max" else value < self.best
+        )
         if better:
             self.best, self.best_trial = float(value), trial_id
 
@@ -184,8 +197,17 @@ class ProgressView(tune.Callback):
         unsuggested = total - len(trials)
         slots = self.slots or max(1, len(running_for))
         remaining = estimate_remaining(finished, running_for, pending + unsuggested, slots)
-        return Progress(total, done, failed, len(running_for), pending + unsuggested,
-                        self.best, self.best_trial, now - self.started, remaining)
+        return Progress(
+            total,
+            done,
+            failed,
+            len(running_for),
+            pending + unsuggested,
+            self.best,
+            self.best_trial,
+            now - self.started,
+            remaining,
+        )
 
     def _show(self, trials: Sequence, force: bool = False) -> None:
         now = time.monotonic()

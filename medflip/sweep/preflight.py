@@ -67,8 +67,10 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
     if not sep or not port.isdigit():
         raise PreflightError(f"--address {address!r}: expected auto or HOST:PORT")
     if not _reachable(host.strip("[]"), int(port), timeout_s):
-        raise PreflightError(f"--address {address}: nothing answers there (cluster stopped or "
-                             f"wrong port?).\n{NO_CLUSTER}")
+        raise PreflightError(
+            f"--address {address}: nothing answers there (cluster stopped or "
+            f"wrong port?).\n{NO_CLUSTER}"
+        )
     return address
 
 
@@ -81,29 +83,36 @@ def connect_error(address: str | None, exc: BaseException) -> PreflightError:
         e = e.__cause__ or e.__context__
     joined = "\n".join(text)
     if "InvalidAuthToken" in joined or "AuthenticationError" in joined:
-        return PreflightError(f"--address {address}: the cluster rejected this driver's "
-                              f"authentication token.\n{TOKEN_HINT}")
-    return PreflightError(f"--address {address}: could not join the cluster ({exc}).\n"
-                          f"{NO_CLUSTER}")
+        return PreflightError(
+            f"--address {address}: the cluster rejected this driver's "
+            f"authentication token.\n{TOKEN_HINT}"
+        )
+    return PreflightError(f"--address {address}: could not join the cluster ({exc}).\n{NO_CLUSTER}")
 
 
 def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
-    """Make sure a sweep can write under `storage` (a local path or a pyarrow URI such as
-    s3://bucket/runs); returns it normalised. Local paths: checks the free space first (a
-    failure creates nothing), then creates the directory and writes and removes a fsynced
-    probe file. URIs: the same probe through pyarrow's filesystem. Writes nothing else.
+    """Make sure a sweep can write under the directory `storage`; returns its absolute path.
+
+    Checks the free space first (a failure creates nothing), then creates the directory and
+    writes and removes a fsynced probe file. Writes nothing else. URIs (s3://...) are
+    refused: the results table needs a POSIX path (mount the bucket instead).
     """
     if "://" in storage:
-        return _check_uri(storage)
+        raise PreflightError(
+            f"--storage {storage}: URIs are not supported (results.parquet needs a POSIX "
+            "path); use a shared filesystem, or mount the bucket at the same path on every node"
+        )
     path = os.path.abspath(os.path.expanduser(storage))
     existing = path
     while not os.path.exists(existing):  # free space where the directory will be created
         existing = os.path.dirname(existing)
     free = shutil.disk_usage(existing).free if os.path.isdir(existing) else None
     if free is not None and free < min_free_mb * MiB:
-        raise PreflightError(f"--storage {storage}: only {free / MiB:.1f} MiB free, a sweep "
-                             f"needs at least {min_free_mb:g} MiB (checkpoints, results); "
-                             f"free some space or point --storage elsewhere")
+        raise PreflightError(
+            f"--storage {storage}: only {free / MiB:.1f} MiB free, a sweep "
+            f"needs at least {min_free_mb:g} MiB (checkpoints, results); "
+            f"free some space or point --storage elsewhere"
+        )
     try:
         os.makedirs(path, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path, prefix=".medflip-probe-") as probe:
@@ -111,21 +120,8 @@ def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
             probe.flush()
             os.fsync(probe.fileno())
     except OSError as e:
-        raise PreflightError(f"--storage {storage}: not writable ({e.strerror or e}); "
-                             f"choose a directory this user can write") from None
+        raise PreflightError(
+            f"--storage {storage}: not writable ({e.strerror or e}); "
+            f"choose a directory this user can write"
+        ) from None
     return path
-
-
-def _check_uri(uri: str) -> str:
-    import pyarrow.fs
-
-    try:
-        fs, root = pyarrow.fs.FileSystem.from_uri(uri)
-        fs.create_dir(root, recursive=True)
-        probe = f"{root.rstrip('/')}/.medflip-probe-{os.getpid()}"
-        with fs.open_output_stream(probe) as out:
-            out.write(b"\0" * PROBE_BYTES)
-        fs.delete_file(probe)
-    except (OSError, ValueError) as e:  # pyarrow raises OSError subclasses and ArrowInvalid
-        raise PreflightError(f"--storage {uri}: not writable through pyarrow ({e})") from None
-    return uri

@@ -120,9 +120,33 @@ def _read_result_lines(path: str) -> list[dict]:
     return out
 
 
+def _registered_reports(trial_dir: str) -> list[dict]:
+    """Reports Ray Train registered with a checkpoint (`train/<trial>/checkpoint_manager_
+    snapshot.json`). A driver SIGKILLed after Train registered a checkpoint but before Tune
+    logged its report leaves that report only here: the resumed trial continues after it."""
+    experiment, trial_id = os.path.split(trial_dir)
+    path = os.path.join(experiment, "train", trial_id, "checkpoint_manager_snapshot.json")
+    try:
+        with open(path) as f:
+            results_ = json.load(f).get("checkpoint_results", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [r["metrics"] for r in results_ if "step" in (r.get("metrics") or {})]
+
+
 def records_from_trial_dir(trial_dir: str, manifest: dict) -> list[dict]:
-    """Records for one Tune trial directory: one per result line; `failed` if it errored."""
-    lines = _read_result_lines(os.path.join(trial_dir, "result.json"))
+    """Records for one Tune trial directory: one per result line; `failed` if it errored.
+
+    Reports Ray Train registered but Tune never logged (a killed driver) are added."""
+    result_file = os.path.join(trial_dir, "result.json")
+    lines = _read_result_lines(result_file) if os.path.exists(result_file) else []
+    logged = {r.get("step") for r in lines}
+    unlogged = [m for m in _registered_reports(trial_dir) if m["step"] not in logged]
+    if unlogged:
+        with open(os.path.join(trial_dir, "params.json")) as f:
+            config = json.load(f)
+        extra = [{**m, "trial_id": os.path.basename(trial_dir), "config": config} for m in unlogged]
+        lines = sorted(lines + extra, key=lambda r: r.get("step", 0))
     errored = os.path.exists(os.path.join(trial_dir, "error.txt"))
     if not lines:
         if not errored:
@@ -144,11 +168,16 @@ def rebuild(experiment_dir: str, manifest: dict | None = None):
     """The results table recomputed from Tune's trial files (None when there are none)."""
     manifest = manifest or results.manifest(0)
     recs = []
-    for result_file in sorted(glob.glob(os.path.join(experiment_dir, "*", "result.json"))):
+    trial_dirs = {
+        os.path.dirname(p)
+        for name in ("result.json", "params.json")
+        for p in glob.glob(os.path.join(experiment_dir, "*", name))
+    }
+    for trial_dir in sorted(trial_dirs):
         try:
-            recs.extend(records_from_trial_dir(os.path.dirname(result_file), manifest))
+            recs.extend(records_from_trial_dir(trial_dir, manifest))
         except (OSError, ValueError, KeyError) as exc:
-            log.warning("%s: skipped while rebuilding results (%s)", result_file, exc)
+            log.warning("%s: skipped while rebuilding results (%s)", trial_dir, exc)
     if not recs:
         return None
     return results.merge(None, results.rows_from_records(recs))

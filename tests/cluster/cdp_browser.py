@@ -20,9 +20,18 @@ from pathlib import Path
 
 import aiohttp  # comes with ray[default] (the dashboard is built on it)
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--remote-debugging-address=127.0.0.1"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--remote-debugging-address=127.0.0.1",
+]
 
 
 class Chromium:
@@ -30,9 +39,14 @@ class Chromium:
 
     def __init__(self, size=(1400, 1000)):
         self.profile = tempfile.mkdtemp(prefix="medflip-chromium-")
-        cmd = [shutil.which("chromium") or "chromium", *FLAGS,
-               f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-               f"--window-size={size[0]},{size[1]}", "about:blank"]
+        cmd = [
+            shutil.which("chromium") or "chromium",
+            *FLAGS,
+            f"--user-data-dir={self.profile}",
+            "--remote-debugging-port=0",
+            f"--window-size={size[0]},{size[1]}",
+            "about:blank",
+        ]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.port = self._wait_port()
 
@@ -79,8 +93,9 @@ class Page:
                 return msg["result"]
 
     async def js(self, expression: str):
-        out = await self.call("Runtime.evaluate", expression=expression, awaitPromise=True,
-                              returnByValue=True)
+        out = await self.call(
+            "Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True
+        )
         if "exceptionDetails" in out:
             raise RuntimeError(f"{expression[:80]}: {out['exceptionDetails']}")
         return out["result"].get("value")
@@ -109,8 +124,7 @@ class Page:
 
 
 async def _visit(ws_url: str, steps):
-    async with aiohttp.ClientSession() as session, session.ws_connect(
-            ws_url, max_msg_size=0) as ws:
+    async with aiohttp.ClientSession() as session, session.ws_connect(ws_url, max_msg_size=0) as ws:
         return await steps(Page(ws))
 
 

@@ -48,8 +48,12 @@ def free_ports(n: int) -> list[int]:
 @pytest.fixture(scope="session")
 def system_tools() -> dict[str, str]:
     """Chromium and Prometheus, installed by scripts/install-test-deps.sh when missing."""
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "install-test-deps.sh")],
-                          capture_output=True, text=True, timeout=1200)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "install-test-deps.sh")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
     if done.returncode == 3:
         why = f"chromium/prometheus unavailable and apt unusable: {done.stderr.strip()}"
         if in_ci():
@@ -76,8 +80,13 @@ class Cluster:
     def driver_env(self, **extra) -> dict[str, str]:
         """A driver's environment as README says: token mode, the token, the address."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-        env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(self.token_path),
-                   RAY_ADDRESS=self.address, PYTHONUNBUFFERED="1", **extra)
+        env.update(
+            RAY_AUTH_MODE="token",
+            RAY_AUTH_TOKEN_PATH=str(self.token_path),
+            RAY_ADDRESS=self.address,
+            PYTHONUNBUFFERED="1",
+            **extra,
+        )
         return env
 
     def api(self, path: str, token: str | None = "default"):
@@ -98,8 +107,11 @@ class Cluster:
         return {j.get("job_id") for j in self.api("/api/jobs/")}
 
     def session_dir(self) -> Path:
-        state = dict(line.split("=", 1) for line in
-                     (self.root / "medflip-cluster.env").read_text().splitlines() if "=" in line)
+        state = dict(
+            line.split("=", 1)
+            for line in (self.root / "medflip-cluster.env").read_text().splitlines()
+            if "=" in line
+        )
         return Path(state["SESSION_DIR"])
 
 
@@ -107,28 +119,57 @@ class Cluster:
 def ray_cluster():
     """A cluster-up head on loopback with its own ports, temp dir and token."""
     root = Path(tempfile.mkdtemp(prefix="mfc-", dir="/tmp"))  # short: socket paths <= 107
-    (gcs, dash, metrics, client, agent_http, agent_grpc, runtime_env, node_mgr,
-     obj_mgr) = free_ports(9)
+    (gcs, dash, metrics, client, agent_http, agent_grpc, runtime_env, node_mgr, obj_mgr) = (
+        free_ports(9)
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(MEDFLIP_RAY_TEMP_DIR=str(root), MEDFLIP_RAY_PORT=str(gcs),
-               MEDFLIP_DASHBOARD_PORT=str(dash), MEDFLIP_METRICS_PORT=str(metrics),
-               MEDFLIP_CLIENT_PORT=str(client), MEDFLIP_NUM_CPUS=str(CLUSTER_CPUS),
-               MEDFLIP_NUM_GPUS="0", RAY_AUTH_TOKEN_PATH=str(root / "auth_token"),
-               MEDFLIP_STOP_GRACE_S="3",
-               RAY_metrics_report_interval_ms="1000")  # Ray's default 10 s outlives a smoke trial
-    extra = [f"--dashboard-agent-listen-port={agent_http}",
-             f"--dashboard-agent-grpc-port={agent_grpc}",
-             f"--runtime-env-agent-port={runtime_env}", f"--node-manager-port={node_mgr}",
-             f"--object-manager-port={obj_mgr}", "--object-store-memory=200000000"]
-    up = subprocess.run(["bash", str(ROOT / "scripts" / "cluster-up.sh"), *extra], env=env,
-                        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    env.update(
+        MEDFLIP_RAY_TEMP_DIR=str(root),
+        MEDFLIP_RAY_PORT=str(gcs),
+        MEDFLIP_DASHBOARD_PORT=str(dash),
+        MEDFLIP_METRICS_PORT=str(metrics),
+        MEDFLIP_CLIENT_PORT=str(client),
+        MEDFLIP_NUM_CPUS=str(CLUSTER_CPUS),
+        MEDFLIP_NUM_GPUS="0",
+        RAY_AUTH_TOKEN_PATH=str(root / "auth_token"),
+        MEDFLIP_STOP_GRACE_S="3",
+        RAY_metrics_report_interval_ms="1000",
+    )  # Ray's default 10 s outlives a smoke trial
+    extra = [
+        f"--dashboard-agent-listen-port={agent_http}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--runtime-env-agent-port={runtime_env}",
+        f"--node-manager-port={node_mgr}",
+        f"--object-manager-port={obj_mgr}",
+        "--object-store-memory=200000000",
+    ]
+    up = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "cluster-up.sh"), *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     try:
         assert up.returncode == 0, f"cluster-up failed:\n{up.stdout}\n{up.stderr}"
-        yield Cluster(root, f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dash}", dash, metrics,
-                      root / "auth_token", up.stdout)
+        yield Cluster(
+            root,
+            f"127.0.0.1:{gcs}",
+            f"http://127.0.0.1:{dash}",
+            dash,
+            metrics,
+            root / "auth_token",
+            up.stdout,
+        )
     finally:
-        down = subprocess.run(["bash", str(ROOT / "scripts" / "cluster-down.sh")], env=env,
-                              capture_output=True, text=True, timeout=120)
+        down = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "cluster-down.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         print(down.stdout, down.stderr)
         if not os.environ.get("MEDFLIP_KEEP_CLUSTER_DIR"):
             shutil.rmtree(root, ignore_errors=True)
@@ -137,17 +178,33 @@ def ray_cluster():
 class Sweep:
     """A sweep CLI in a subprocess (its own session, so a SIGKILL hits only the driver)."""
 
-    def __init__(self, cluster: Cluster, script: str, args: list[str], storage: Path,
-                 name: str, log: Path):
+    def __init__(
+        self, cluster: Cluster, script: str, args: list[str], storage: Path, name: str, log: Path
+    ):
         self.storage, self.name, self.log = storage, name, log
         self.experiment = storage / name
-        cmd = [sys.executable, str(ROOT / "sweeps" / script), "--address", "auto",
-               "--storage", str(storage), "--name", name, *args]
+        cmd = [
+            sys.executable,
+            str(ROOT / "sweeps" / script),
+            "--address",
+            "auto",
+            "--storage",
+            str(storage),
+            "--name",
+            name,
+            *args,
+        ]
         self.cmd = cmd
         self.started = time.monotonic()
         with open(log, "ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=cluster.driver_env(), stdout=out,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env=cluster.driver_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def wait(self, timeout_s: float) -> int:
         try:
@@ -173,7 +230,8 @@ def wait_for(predicate, timeout_s: float, what: str, every_s: float = 1.0, sweep
         if value:
             return value
         if sweep is not None and sweep.proc.poll() is not None:
-            pytest.fail(f"sweep exited ({sweep.proc.returncode}) before {what}:\n"
-                        f"{sweep.output()[-4000:]}")
+            pytest.fail(
+                f"sweep exited ({sweep.proc.returncode}) before {what}:\n{sweep.output()[-4000:]}"
+            )
         time.sleep(every_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")

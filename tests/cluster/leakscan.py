@@ -19,8 +19,9 @@ import pyarrow.parquet as pq
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def report_needles(texts: Iterable[str], exclude: Iterable[str] = (), min_words: int = 3
-                   ) -> list[str]:
+def report_needles(
+    texts: Iterable[str], exclude: Iterable[str] = (), min_words: int = 3
+) -> list[str]:
     """Every distinct sentence of `texts` with at least `min_words` words, and each whole
     text; minus `exclude` (e.g. class prompts, which are not report text)."""
     skip = {e.strip().lower() for e in exclude}
@@ -55,13 +56,13 @@ def _blobs(path: Path) -> Iterable[tuple[str, bytes]]:
         yield f"{path} (gunzip)", gzip.decompress(data)
 
 
-def scan(roots: Iterable[Path], needles: list[str]
-         ) -> tuple[list[tuple[str, str]], int, list[str]]:
+def scan(roots: Iterable[Path], needles: list[str]) -> tuple[list[tuple[str, str]], int, list[str]]:
     """Search every regular file under `roots`: ([(where, needle)], files read, unreadable).
 
     A file that vanished meanwhile (log rotation, temp files) is not counted."""
-    pattern = re.compile(b"|".join(re.escape(n.encode()) for n in
-                                   sorted(needles, key=len, reverse=True)))
+    pattern = re.compile(
+        b"|".join(re.escape(n.encode()) for n in sorted(needles, key=len, reverse=True))
+    )
     hits, files, unreadable = [], 0, []
     for root in roots:
         paths = [root] if root.is_file() else sorted(p for p in root.rglob("*"))

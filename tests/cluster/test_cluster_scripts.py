@@ -10,19 +10,30 @@ from conftest import ROOT
 def _run(script, tmp_path, **env):
     full = {k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "MEDFLIP_"))}
     full.update(MEDFLIP_RAY_TEMP_DIR=str(tmp_path / "ray"), **env)
-    return subprocess.run(["bash", str(ROOT / "scripts" / script)], env=full,
-                          capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        ["bash", str(ROOT / "scripts" / script)],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_cluster_up_warns_loudly_before_exposing_the_dashboard(tmp_path):
     # /bin/false stands in for `ray`: the warning must come before anything starts
-    out = _run("cluster-up.sh", tmp_path, MEDFLIP_DASHBOARD_HOST="0.0.0.0", RAY_BIN="/bin/false",
-               RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"))
+    out = _run(
+        "cluster-up.sh",
+        tmp_path,
+        MEDFLIP_DASHBOARD_HOST="0.0.0.0",
+        RAY_BIN="/bin/false",
+        RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"),
+    )
     assert out.returncode == 1 and "ray start failed" in out.stderr
     assert out.stderr.count("WARNING") >= 3
     assert "MEDFLIP_DASHBOARD_HOST=0.0.0.0 exposes the Ray dashboard" in out.stderr
-    quiet = _run("cluster-up.sh", tmp_path, RAY_BIN="/bin/false",
-                 RAY_AUTH_TOKEN_PATH=str(tmp_path / "token"))
+    quiet = _run(
+        "cluster-up.sh", tmp_path, RAY_BIN="/bin/false", RAY_AUTH_TOKEN_PATH=str(tmp_path / "token")
+    )
     assert "WARNING" not in quiet.stderr  # loopback (the default) is silent
 
 

@@ -44,9 +44,15 @@ def prometheus(system_tools, ray_cluster, tmp_path_factory):
     port = free_ports(1)[0]
     log = open(work / "prometheus.log", "wb")
     proc = subprocess.Popen(
-        [system_tools["prometheus"], f"--config.file={config}",
-         f"--storage.tsdb.path={work / 'data'}", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT)
+        [
+            system_tools["prometheus"],
+            f"--config.file={config}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: _get(url + "/-/ready") is not None, 60, "Prometheus to be ready")
@@ -71,8 +77,7 @@ def smoke_sweep(ray_cluster, prometheus, tmp_path_factory):
     """`sweeps/mask_ratio.py --address auto --smoke-test` against the head (runs in the
     background; tests wait for what they need)."""
     work = tmp_path_factory.mktemp("smoke")
-    sweep = Sweep(ray_cluster, "mask_ratio.py", SMOKE_ARGS, work / "runs", NAME,
-                  work / "sweep.log")
+    sweep = Sweep(ray_cluster, "mask_ratio.py", SMOKE_ARGS, work / "runs", NAME, work / "sweep.log")
     yield sweep
     sweep.kill()
 
@@ -96,8 +101,9 @@ def test_dashboard_in_a_browser_shows_the_sweep(ray_cluster, smoke_sweep, system
     with pytest.raises(urllib.error.HTTPError) as err:
         cluster.api("/api/version", token=None)
     assert err.value.code == 401
-    run = wait_for(lambda: _running_train_run(cluster), 300, "a running Train run",
-                   sweep=smoke_sweep)
+    run = wait_for(
+        lambda: _running_train_run(cluster), 300, "a running Train run", sweep=smoke_sweep
+    )
     job_id = json.loads((smoke_sweep.experiment / "medflip_jobs.json").read_text())[-1]
 
     async def steps(page):
@@ -107,8 +113,10 @@ def test_dashboard_in_a_browser_shows_the_sweep(ray_cluster, smoke_sweep, system
         # what a person does: paste the token into the dialog and press SUBMIT
         await page.js("document.querySelector('input[type=password]').focus()")
         await page.call("Input.insertText", text=cluster.token)
-        await page.js("[...document.querySelectorAll('button')]"
-                      ".find(b => b.innerText.trim() === 'SUBMIT').click()")
+        await page.js(
+            "[...document.querySelectorAll('button')]"
+            ".find(b => b.innerText.trim() === 'SUBMIT').click()"
+        )
         await page.wait_text(["Recent jobs"], 60)  # the dialog reloads the page when accepted
         await page.goto(cluster.dashboard + "/#/jobs")
         jobs = await page.wait_text(["sweeps/mask_ratio.py", job_id, "RUNNING"], 60)
@@ -151,7 +159,8 @@ def _prom_samples(prom_url: str, gauge: str) -> dict[str, list[float]]:
     by_trial: dict[str, list[float]] = {}
     for series in out["data"]["result"]:
         by_trial.setdefault(series["metric"]["trial"], []).extend(
-            float(v) for _, v in series["values"])
+            float(v) for _, v in series["values"]
+        )
     return by_trial
 
 
@@ -171,11 +180,14 @@ def test_prometheus_scrapes_live_per_trial_metrics(ray_cluster, prometheus, fini
             # every scraped value is one the trial reported (no stale or foreign numbers)
             for v in values:
                 assert any(math.isclose(v, r, rel_tol=1e-9, abs_tol=1e-12) for r in reported), (
-                    gauge, trial, v, reported)
+                    gauge,
+                    trial,
+                    v,
+                    reported,
+                )
     for trial, steps in _prom_samples(prometheus["url"], "step").items():
         assert len(set(steps)) >= 2 and max(steps) <= 120, (trial, steps)  # seen live, updated
-    print({g: {t: max(v) for t, v in _prom_samples(prometheus["url"], g).items()}
-           for g in GAUGES})
+    print({g: {t: max(v) for t, v in _prom_samples(prometheus["url"], g).items()} for g in GAUGES})
 
 
 def test_no_report_text_in_anything_the_sweep_wrote(ray_cluster, prometheus, finished):

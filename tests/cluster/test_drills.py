@@ -30,9 +30,14 @@ pytestmark = pytest.mark.slow
 def cli(cluster, argv: list[str], env: dict | None = None, timeout_s: float = 120):
     """Run a sweep CLI to completion: (returncode, stdout + stderr, seconds)."""
     t0 = time.monotonic()
-    out = subprocess.run([sys.executable, str(ROOT / "sweeps" / "mask_ratio.py"), *argv],
-                         cwd=ROOT, env=env or cluster.driver_env(), capture_output=True,
-                         text=True, timeout=timeout_s)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "sweeps" / "mask_ratio.py"), *argv],
+        cwd=ROOT,
+        env=env or cluster.driver_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
     return out.returncode, out.stdout + out.stderr, time.monotonic() - t0
 
 
@@ -46,15 +51,20 @@ def logged_steps(experiment: Path, trial: str) -> list[int]:
     return [json.loads(line)["step"] for line in lines if line.strip()]
 
 
-@pytest.mark.parametrize("argv, fragment", [  # tests/test_sweep_plan.py has many more
-    (["--set", "mask.text_ratio=0.9"], "mask.text_ratio: 0.9 is outside"),
-    (["--set", "optim.learning_rate=1e-3"], "unknown config key 'optim.learning_rate'"),
-    (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
-])
+@pytest.mark.parametrize(
+    "argv, fragment",
+    [  # tests/test_sweep_plan.py has many more
+        (["--set", "mask.text_ratio=0.9"], "mask.text_ratio: 0.9 is outside"),
+        (["--set", "optim.learning_rate=1e-3"], "unknown config key 'optim.learning_rate'"),
+        (["--bogus-flag"], "unrecognized arguments: --bogus-flag"),
+    ],
+)
 def test_bad_input_fails_before_joining_the_cluster(ray_cluster, tmp_path, argv, fragment):
     jobs = ray_cluster.job_ids()
-    rc, out, seconds = cli(ray_cluster, ["--address", "auto", "--smoke-test",
-                                         "--storage", str(tmp_path / "runs"), *argv])
+    rc, out, seconds = cli(
+        ray_cluster,
+        ["--address", "auto", "--smoke-test", "--storage", str(tmp_path / "runs"), *argv],
+    )
     assert rc == 2 and fragment in out, out[-2000:]
     assert "Traceback" not in out
     assert ray_cluster.job_ids() == jobs  # no driver ever connected
@@ -62,11 +72,15 @@ def test_bad_input_fails_before_joining_the_cluster(ray_cluster, tmp_path, argv,
 
 
 def test_cluster_too_small_for_one_trial_fails_at_start(ray_cluster, tmp_path):
-    for argv in (["--workers-per-trial", "4", "--gpus-per-worker", "1"],
-                 ["--cpus-per-worker", "3"]):
+    for argv in (
+        ["--workers-per-trial", "4", "--gpus-per-worker", "1"],
+        ["--cpus-per-worker", "3"],
+    ):
         runs = len(ray_cluster.train_runs())
-        rc, out, seconds = cli(ray_cluster, ["--address", "auto", "--smoke-test", "--storage",
-                                             str(tmp_path / "runs"), *argv])
+        rc, out, seconds = cli(
+            ray_cluster,
+            ["--address", "auto", "--smoke-test", "--storage", str(tmp_path / "runs"), *argv],
+        )
         assert rc == 2 and "one trial needs" in out, out[-2000:]
         assert seconds < 90, f"took {seconds:.0f} s: should fail at start, not wait"
         assert len(ray_cluster.train_runs()) == runs  # no Train run was even started
@@ -75,8 +89,9 @@ def test_cluster_too_small_for_one_trial_fails_at_start(ray_cluster, tmp_path):
 
 def _mount_tmpfs(point: Path, options: str) -> bool:
     point.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)],
-                          capture_output=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(point)], capture_output=True
+    )
     return done.returncode == 0
 
 
@@ -85,12 +100,15 @@ def test_unusable_storage_fails_before_ray_and_writes_nothing(ray_cluster, tmp_p
     point = tmp_path / "mnt"
     options = "size=1g,ro" if kind == "read-only" else "size=2m"
     if not _mount_tmpfs(point, options):
-        pytest.skip("mounting a tmpfs needs root with CAP_SYS_ADMIN (test_preflight.py "
-                    "covers an unwritable path without it)")
+        pytest.skip(
+            "mounting a tmpfs needs root with CAP_SYS_ADMIN (test_preflight.py "
+            "covers an unwritable path without it)"
+        )
     try:
         jobs = ray_cluster.job_ids()
-        rc, out, seconds = cli(ray_cluster, ["--address", "auto", "--smoke-test",
-                                             "--storage", str(point / "runs")])
+        rc, out, seconds = cli(
+            ray_cluster, ["--address", "auto", "--smoke-test", "--storage", str(point / "runs")]
+        )
         want = "not writable" if kind == "read-only" else "MiB free"
         assert rc == 2 and want in out and str(point / "runs") in out, out[-2000:]
         assert ray_cluster.job_ids() == jobs
@@ -104,12 +122,19 @@ def test_address_auto_without_any_cluster_says_how_to_start_one(tmp_path):
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) to hide this machine's other Ray instances")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    script = (f"mount -t tmpfs tmpfs /tmp && exec {sys.executable} "
-              f"{ROOT / 'sweeps' / 'mask_ratio.py'} --address auto --smoke-test "
-              "--storage /tmp/runs")
-    out = subprocess.run(["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c",
-                          script], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=120)
+    script = (
+        f"mount -t tmpfs tmpfs /tmp && exec {sys.executable} "
+        f"{ROOT / 'sweeps' / 'mask_ratio.py'} --address auto --smoke-test "
+        "--storage /tmp/runs"
+    )
+    out = subprocess.run(
+        ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if "unshare failed" in out.stderr or "Operation not permitted" in out.stderr:
         pytest.skip(f"namespaces not permitted here: {out.stderr.strip()[:200]}")
     assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-2000:]
@@ -121,8 +146,11 @@ def test_driver_without_the_token_is_refused_with_a_clear_message(ray_cluster, t
     env = ray_cluster.driver_env(HOME=str(tmp_path))  # no ~/.ray/auth_token either
     for key in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN_PATH"):
         env.pop(key)
-    rc, out, seconds = cli(ray_cluster, ["--address", "auto", "--smoke-test", "--storage",
-                                         str(tmp_path / "runs")], env=env)
+    rc, out, seconds = cli(
+        ray_cluster,
+        ["--address", "auto", "--smoke-test", "--storage", str(tmp_path / "runs")],
+        env=env,
+    )
     assert rc == 2 and "rejected this driver's authentication token" in out, out[-2000:]
     assert "RAY_AUTH_MODE=token" in out
 
@@ -142,13 +170,23 @@ def _running_run_with_checkpoint(cluster, experiment: Path, logged: bool = False
 
 
 def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_path):
-    sweep = Sweep(ray_cluster, "mask_ratio.py", ["--smoke-test", "--set", "optim.max_steps=40"],
-                  tmp_path / "runs", "drill-worker", tmp_path / "sweep.log")
+    sweep = Sweep(
+        ray_cluster,
+        "mask_ratio.py",
+        ["--smoke-test", "--set", "optim.max_steps=40"],
+        tmp_path / "runs",
+        "drill-worker",
+        tmp_path / "sweep.log",
+    )
     try:
         # a checkpoint Ray Train has registered (its report reached Tune), mid-trial
-        run, pid = wait_for(lambda: _running_run_with_checkpoint(ray_cluster, sweep.experiment,
-                                                                 logged=True),
-                            300, "a Train run with a checkpoint", every_s=0.3, sweep=sweep)
+        run, pid = wait_for(
+            lambda: _running_run_with_checkpoint(ray_cluster, sweep.experiment, logged=True),
+            300,
+            "a Train run with a checkpoint",
+            every_s=0.3,
+            sweep=sweep,
+        )
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         assert b"RayTrainWorker" in cmdline, cmdline  # the Ray Train worker process itself
         before = logged_steps(sweep.experiment, run["name"])
@@ -164,10 +202,11 @@ def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_pa
     killed = next(r for r in ray_cluster.train_runs() if r["id"] == run["id"])
     assert len(killed["attempts"]) == 2 and killed["status"] == "FINISHED", killed["attempts"]
     # after the kill the trial went on from its checkpoint: no return to step 10
-    after = logged_steps(sweep.experiment, run["name"])[len(before):]
+    after = logged_steps(sweep.experiment, run["name"])[len(before) :]
     assert after and after[0] > 10 and after[-1] == 40, (before, after)
     assert f"resumed from {sweep.experiment / 'train' / run['name']}/checkpoint_" in (
-        sweep.output())
+        sweep.output()
+    )
     print(f"killed worker pid {pid} of {run['name']} after steps {before}; then {after}")
 
 
@@ -180,18 +219,24 @@ def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path)
     """SIGKILL the driver with one trial done, one in flight and one not yet suggested."""
     argv = ["--variant", "tiny", "--num-samples", "3", "--set", "optim.max_steps=40"]
     storage = tmp_path / "runs"
-    first = Sweep(ray_cluster, "temperature.py", argv, storage, "drill-driver",
-                  tmp_path / "first.log")
+    first = Sweep(
+        ray_cluster, "temperature.py", argv, storage, "drill-driver", tmp_path / "first.log"
+    )
     try:
+
         def one_done_one_running():
-            ours = [r for r in ray_cluster.train_runs()  # runs are named by trial id
-                    if (first.experiment / "train" / r["name"]).is_dir()]
+            ours = [
+                r
+                for r in ray_cluster.train_runs()  # runs are named by trial id
+                if (first.experiment / "train" / r["name"]).is_dir()
+            ]
             done = [r for r in ours if r["status"] == "FINISHED"]
             busy = _running_run_with_checkpoint(ray_cluster, first.experiment)
             return (done, busy) if done and busy else None
 
-        done, (busy, _) = wait_for(one_done_one_running, 400, "one trial done, one running",
-                                   every_s=0.3, sweep=first)
+        done, (busy, _) = wait_for(
+            one_done_one_running, 400, "one trial done, one running", every_s=0.3, sweep=first
+        )
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait(30)
     finally:
@@ -199,12 +244,19 @@ def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path)
     finished_trial = done[0]["name"]
     before = results.load(str(first.experiment))
     done_rows = before[before["trial_id"] == finished_trial].reset_index(drop=True)
-    params = {p.parent.name: json.loads(p.read_text())
-              for p in first.experiment.glob("*/params.json")}
+    params = {
+        p.parent.name: json.loads(p.read_text()) for p in first.experiment.glob("*/params.json")
+    }
     assert set(params) == {finished_trial, busy["name"]}  # the third was never suggested
 
-    resumed = Sweep(ray_cluster, "temperature.py", [*argv, "--resume"], storage,
-                    "drill-driver", tmp_path / "resume.log")
+    resumed = Sweep(
+        ray_cluster,
+        "temperature.py",
+        [*argv, "--resume"],
+        storage,
+        "drill-driver",
+        tmp_path / "resume.log",
+    )
     assert resumed.wait(600) == 0, resumed.output()[-4000:]
     out = resumed.output()
     assert "Optuna study after resume: 3 configurations (3 planned)" in out, out[-3000:]
@@ -225,4 +277,5 @@ def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path)
     assert type(study.sampler).__name__ == "TPESampler"
     assert [t.state.name for t in study.trials] == ["COMPLETE"] * 3
     assert sorted(t.params["loss.temperature"] for t in study.trials) == sorted(
-        final["loss.temperature"])
+        final["loss.temperature"]
+    )

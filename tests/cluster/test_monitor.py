@@ -14,17 +14,32 @@ from medflip.sweep.monitor import (
 
 
 def test_gauge_values_keep_finite_numbers_only():
-    report = {"throughput": 812.5, "loss": 2.25, "zeroshot_acc": float("nan"),
-              "device_hours": 0.01, "step": 40, "status": "running", "device_type": "cpu"}
+    report = {
+        "throughput": 812.5,
+        "loss": 2.25,
+        "zeroshot_acc": float("nan"),
+        "device_hours": 0.01,
+        "step": 40,
+        "status": "running",
+        "device_type": "cpu",
+    }
     got = gauge_values(report)
-    assert got == {"medflip_throughput": 812.5, "medflip_loss": 2.25,
-                   "medflip_device_hours": 0.01, "medflip_step": 40.0}
+    assert got == {
+        "medflip_throughput": 812.5,
+        "medflip_loss": 2.25,
+        "medflip_device_hours": 0.01,
+        "medflip_step": 40.0,
+    }
     # a report without an evaluation leaves the accuracy gauge at its last value
     assert "medflip_zeroshot_acc" not in gauge_values({"loss": 1.0})
     assert gauge_values({"zeroshot_acc": 0.4})["medflip_zeroshot_acc"] == 0.4
     assert gauge_values({"step": True}) == {}  # bools are not readings
-    assert set(GAUGES) >= {"medflip_throughput", "medflip_loss", "medflip_zeroshot_acc",
-                           "medflip_device_hours"}
+    assert set(GAUGES) >= {
+        "medflip_throughput",
+        "medflip_loss",
+        "medflip_zeroshot_acc",
+        "medflip_device_hours",
+    }
 
 
 def test_estimate_remaining_by_hand():
@@ -47,8 +62,9 @@ def _trial(trial_id, status, result=None):
 
 def test_progress_view_counts_best_and_line():
     lines = []
-    view = ProgressView(total=6, metric="zeroshot_acc", mode="max", slots=2, every_s=1e9,
-                        write=lines.append)
+    view = ProgressView(
+        total=6, metric="zeroshot_acc", mode="max", slots=2, every_s=1e9, write=lines.append
+    )
     trials = [
         _trial("t0", Trial.TERMINATED, {"zeroshot_acc": 0.31, "time_total_s": 10.0}),
         _trial("t1", Trial.ERROR, {"zeroshot_acc": 0.52, "time_total_s": 20.0}),
@@ -70,8 +86,10 @@ def test_progress_view_counts_best_and_line():
 
 def test_progress_view_min_mode_and_restored_trials():
     view = ProgressView(total=2, metric="loss", mode="min", write=lambda line: None)
-    trials = [_trial("a", Trial.TERMINATED, {"loss": 2.0, "time_total_s": 5.0}),
-              _trial("b", Trial.TERMINATED, {"loss": 1.5, "time_total_s": 7.0})]
+    trials = [
+        _trial("a", Trial.TERMINATED, {"loss": 2.0, "time_total_s": 5.0}),
+        _trial("b", Trial.TERMINATED, {"loss": 1.5, "time_total_s": 7.0}),
+    ]
     p = view.snapshot(trials)  # results seen only through last_result, as after --resume
     assert (p.best, p.best_trial, p.done, p.remaining_s) == (1.5, "b", 2, 0.0)
     with pytest.raises(ValueError, match="mode"):
@@ -79,8 +97,19 @@ def test_progress_view_min_mode_and_restored_trials():
 
 
 def test_format_progress_before_any_trial_ends():
-    p = Progress(total=8, done=0, failed=0, running=2, pending=6, best=None, best_trial=None,
-                 elapsed_s=3725.0, remaining_s=None)
+    p = Progress(
+        total=8,
+        done=0,
+        failed=0,
+        running=2,
+        pending=6,
+        best=None,
+        best_trial=None,
+        elapsed_s=3725.0,
+        remaining_s=None,
+    )
     line = format_progress(p, "zeroshot_acc")
-    assert line == ("[medflip] 0/8 done | 2 running | 6 pending | best: none yet | "
-                    "elapsed 1h02m | left: after the first trial ends")
+    assert line == (
+        "[medflip] 0/8 done | 2 running | 6 pending | best: none yet | "
+        "elapsed 1h02m | left: after the first trial ends"
+    )

@@ -52,13 +52,10 @@ def test_storage_under_a_file_is_rejected_and_nothing_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"]
 
 
-def test_storage_uri_through_pyarrow(tmp_path):
-    uri = f"file://{tmp_path}/bucket/runs"
-    assert check_storage(uri) == uri
-    assert list((tmp_path / "bucket" / "runs").iterdir()) == []
-    (tmp_path / "plain").write_text("x")
-    with pytest.raises(PreflightError, match="not writable through pyarrow"):
-        check_storage(f"file://{tmp_path}/plain/runs")
+def test_storage_uri_is_refused_before_anything_is_written(tmp_path):
+    with pytest.raises(PreflightError, match="URIs are not supported.*mount the bucket"):
+        check_storage(f"file://{tmp_path}/runs")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.fixture
@@ -70,11 +67,16 @@ def tmpfs(tmp_path):
         point = tmp_path / f"mnt{len(mounted)}"
         point.mkdir()
         opts = f"size={size}" + (",ro" if readonly else "")
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)],
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
         if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root with "
-                        "CAP_SYS_ADMIN; the not-writable case is also covered by test above")
+            pytest.skip(
+                f"cannot mount a tmpfs here ({done.stderr.strip()}): needs root with "
+                "CAP_SYS_ADMIN; the not-writable case is also covered by test above"
+            )
         mounted.append(point)
         return point
 
@@ -117,8 +119,14 @@ def test_connect_error_tells_a_token_problem_from_a_missing_cluster():
         except ConnectionError as exc:
             return exc
 
-    token = connect_error("auto", chained(AuthenticationError(
-        "RPC error: InvalidAuthToken: Authentication token is missing or incorrect")))
+    token = connect_error(
+        "auto",
+        chained(
+            AuthenticationError(
+                "RPC error: InvalidAuthToken: Authentication token is missing or incorrect"
+            )
+        ),
+    )
     assert "rejected this driver's authentication token" in str(token)
     assert "RAY_AUTH_MODE=token" in str(token) and "ray get-auth-token" in str(token)
     other = connect_error("10.0.0.1:6379", chained(TimeoutError("deadline exceeded")))
