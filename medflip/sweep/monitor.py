@@ -162,6 +162,7 @@ class ProgressView(tune.Callback):
         self.write = write or (lambda line: print(line, file=sys.stdout, flush=True))
         self.started = time.monotonic()
         self.last_line = -math.inf
+        self.last_state: tuple | None = None
         self.trial_started: dict[str, float] = {}
         self.best: float | None = None
         self.best_trial: str | None = None
@@ -210,10 +211,16 @@ class ProgressView(tune.Callback):
         )
 
     def _show(self, trials: Sequence, force: bool = False) -> None:
+        """A line every `every_s`; `force` (a trial ended) only when the counts changed."""
         now = time.monotonic()
-        if force or now - self.last_line >= self.every_s:
-            self.last_line = now
-            self.write(format_progress(self.snapshot(trials), self.metric))
+        if not force and now - self.last_line < self.every_s:
+            return
+        p = self.snapshot(trials)
+        state = (p.done, p.failed, p.running, p.pending, p.best)
+        if force and state == self.last_state and now - self.last_line < self.every_s:
+            return  # e.g. the experiment's end right after its last trial's
+        self.last_line, self.last_state = now, state
+        self.write(format_progress(p, self.metric))
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.trial_started[trial.trial_id] = time.monotonic()

@@ -81,7 +81,11 @@ def test_progress_view_counts_best_and_line():
     assert len(lines) == 1 and lines[0].startswith("[medflip] 2/6 done (1 failed) | 1 running")
     assert "best zeroshot_acc 0.6100 (trial t2)" in lines[0]
     view.on_step_end(0, trials)  # throttled: no second line
+    view.on_experiment_end(trials)  # nothing changed since the last line: not repeated
     assert len(lines) == 1
+    trials[2].set_status(Trial.TERMINATED)
+    view.on_trial_complete(0, trials, trials[2])  # a trial ended: a new line at once
+    assert len(lines) == 2 and lines[1].startswith("[medflip] 3/6 done (1 failed) | 0 running")
 
 
 def test_progress_view_min_mode_and_restored_trials():
