@@ -93,9 +93,9 @@ def connect_error(address: str | None, exc: BaseException) -> PreflightError:
 def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
     """Make sure a sweep can write under the directory `storage`; returns its absolute path.
 
-    Checks the free space first (a failure creates nothing), then creates the directory and
-    writes and removes a fsynced probe file. Writes nothing else. URIs (s3://...) are
-    refused: the results table needs a POSIX path (mount the bucket instead).
+    Checks the free space first, then writes and removes a fsynced probe file in it
+    (creating the directory for that, and removing again what it created): leaves nothing.
+    URIs (s3://...) are refused: the results table needs a POSIX path (mount the bucket).
     """
     if "://" in storage:
         raise PreflightError(
@@ -124,4 +124,9 @@ def check_storage(storage: str, min_free_mb: float = 256.0) -> str:
             f"--storage {storage}: not writable ({e.strerror or e}); "
             f"choose a directory this user can write"
         ) from None
+    finally:  # leave no trace: the sweep creates what it needs once everything checked out
+        created = path
+        while created != existing and os.path.isdir(created) and not os.listdir(created):
+            os.rmdir(created)
+            created = os.path.dirname(created)
     return path

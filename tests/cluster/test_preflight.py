@@ -37,10 +37,14 @@ def test_address_that_answers_passes():
         assert resolve_address(address) == address
 
 
-def test_storage_created_probed_and_left_empty(tmp_path):
+def test_storage_probed_and_left_as_it_was(tmp_path):
     target = tmp_path / "runs" / "deeper"
     assert check_storage(str(target), min_free_mb=1) == str(target)
-    assert target.is_dir() and list(target.iterdir()) == []  # the probe is gone
+    assert list(tmp_path.iterdir()) == []  # probe and the directories it needed are gone
+    target.mkdir(parents=True)
+    (target / "old-sweep").mkdir()
+    assert check_storage(str(target), min_free_mb=1) == str(target)
+    assert [p.name for p in target.iterdir()] == ["old-sweep"]  # existing things stay
 
 
 def test_storage_under_a_file_is_rejected_and_nothing_written(tmp_path):
