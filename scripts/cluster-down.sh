@@ -77,4 +77,7 @@ late=$(cluster_pids | sort -un)
 # shellcheck disable=SC2086
 [ -n "$late" ] && kill -KILL $late 2>/dev/null || true
 rm -f "$STATE"
+# `--address auto` reads the last `ray start`'s address from here: forget ours (as ray stop does)
+current=$TEMP_DIR/ray_current_cluster
+if [ -f "$current" ] && [ "$(cat "$current")" = "$GCS_ADDRESS" ]; then rm -f "$current"; fi
 echo "cluster-down: stopped"
