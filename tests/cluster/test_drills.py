@@ -122,10 +122,12 @@ def test_address_auto_without_any_cluster_says_how_to_start_one(tmp_path):
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare(1) to hide this machine's other Ray instances")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    # Hide only Ray's default temp dir (where `auto` looks for a running cluster), not all
+    # of /tmp: the checkout and its .venv may themselves live under /tmp.
     script = (
-        f"mount -t tmpfs tmpfs /tmp && exec {sys.executable} "
+        f"mkdir -p /tmp/ray && mount -t tmpfs tmpfs /tmp/ray && exec {sys.executable} "
         f"{ROOT / 'sweeps' / 'mask_ratio.py'} --address auto --smoke-test "
-        "--storage /tmp/runs"
+        f"--storage {tmp_path / 'runs'}"
     )
     out = subprocess.run(
         ["unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script],
@@ -173,7 +175,9 @@ def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_pa
     sweep = Sweep(
         ray_cluster,
         "mask_ratio.py",
-        ["--smoke-test", "--set", "optim.max_steps=40"],
+        # 400 steps, evaluated every 100: long enough (~20 s a trial even on a quiet machine)
+        # that the kill lands mid-trial after a registered checkpoint.
+        ["--smoke-test", "--set", "optim.max_steps=400", "--set", "eval.every_steps=100"],
         tmp_path / "runs",
         "drill-worker",
         tmp_path / "sweep.log",
@@ -197,13 +201,13 @@ def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_pa
     table = results.load(str(sweep.experiment))
     final = results.final_rows(table)
     assert len(final) == 2 and set(final["status"]) == {"completed"}
-    assert steps_by_trial(table) == {t: [10, 20, 30, 40] for t in final["trial_id"]}
+    assert steps_by_trial(table) == {t: [100, 200, 300, 400] for t in final["trial_id"]}
     assert not table.duplicated(["trial_id", "step"]).any()
     killed = next(r for r in ray_cluster.train_runs() if r["id"] == run["id"])
     assert len(killed["attempts"]) == 2 and killed["status"] == "FINISHED", killed["attempts"]
     # after the kill the trial went on from its checkpoint: no return to step 10
     after = logged_steps(sweep.experiment, run["name"])[len(before) :]
-    assert after and after[0] > 10 and after[-1] == 40, (before, after)
+    assert after and after[0] > 100 and after[-1] == 400, (before, after)
     assert f"resumed from {sweep.experiment / 'train' / run['name']}/checkpoint_" in (
         sweep.output()
     )
@@ -263,7 +267,7 @@ def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path)
     table = results.load(str(first.experiment))
     final = results.final_rows(table)
     assert len(final) == 3 and set(final["status"]) == {"completed"}
-    assert steps_by_trial(table) == {t: [10, 20, 30, 40] for t in final["trial_id"]}
+    assert steps_by_trial(table) == {t: [100, 200, 300, 400] for t in final["trial_id"]}
     assert not table.duplicated(["trial_id", "step"]).any()
     # the finished trial was not run again: its rows are the ones written before the kill
     again = table[table["trial_id"] == finished_trial].reset_index(drop=True)
