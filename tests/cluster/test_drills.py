@@ -267,7 +267,7 @@ def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path)
     table = results.load(str(first.experiment))
     final = results.final_rows(table)
     assert len(final) == 3 and set(final["status"]) == {"completed"}
-    assert steps_by_trial(table) == {t: [100, 200, 300, 400] for t in final["trial_id"]}
+    assert steps_by_trial(table) == {t: [10, 20, 30, 40] for t in final["trial_id"]}
     assert not table.duplicated(["trial_id", "step"]).any()
     # the finished trial was not run again: its rows are the ones written before the kill
     again = table[table["trial_id"] == finished_trial].reset_index(drop=True)
