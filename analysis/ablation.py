@@ -25,11 +25,31 @@ if __package__ in (None, ""):  # run as a script: make the `analysis` package im
 from analysis import ablation_format, common, curves, stats  # noqa: E402
 from medflip import results  # noqa: E402
 
-DEFAULT_METRICS = ("zeroshot_acc", "zeroshot_f1", "zeroshot_binary_acc", "retrieval_i2t_p1",
-                   "retrieval_i2t_p2", "retrieval_i2t_p5", "retrieval_i2t_p10", "probe_acc")
+DEFAULT_METRICS = (
+    "zeroshot_acc",
+    "zeroshot_f1",
+    "zeroshot_binary_acc",
+    "retrieval_i2t_p1",
+    "retrieval_i2t_p2",
+    "retrieval_i2t_p5",
+    "retrieval_i2t_p10",
+    "probe_acc",
+)
 
-COLUMNS = ["factor", "level", "metric", "n", "mean", "ci_lo", "ci_hi", "diff", "diff_lo",
-           "diff_hi", "n_paired", "wins"]
+COLUMNS = [
+    "factor",
+    "level",
+    "metric",
+    "n",
+    "mean",
+    "ci_lo",
+    "ci_hi",
+    "diff",
+    "diff_lo",
+    "diff_hi",
+    "n_paired",
+    "wins",
+]
 
 
 def pick_metrics(final: pd.DataFrame, metrics: list[str] | None) -> list[str]:
@@ -40,33 +60,51 @@ def pick_metrics(final: pd.DataFrame, metrics: list[str] | None) -> list[str]:
         return list(metrics)
     found = [m for m in DEFAULT_METRICS if final[m].notna().any()]
     if not found:
-        raise common.AnalysisError(f"none of the default metrics has values; available: "
-                                   f"{', '.join(common.available_metrics(final))}")
+        raise common.AnalysisError(
+            f"none of the default metrics has values; available: "
+            f"{', '.join(common.available_metrics(final))}"
+        )
     return found
 
 
 def per_seed(final: pd.DataFrame, factor: str, metric: str) -> pd.DataFrame:
     """[seed, level] of the metric; trials sharing a (level, seed) are averaged."""
-    grid = final.pivot_table(index="seed", columns=factor, values=metric, aggfunc="mean",
-                             dropna=False)
+    grid = final.pivot_table(
+        index="seed", columns=factor, values=metric, aggfunc="mean", dropna=False
+    )
     return grid.reindex(columns=common.sorted_levels(final[factor], factor))
 
 
 def _row(factor, level, metric, values: pd.Series, base: pd.Series | None) -> dict:
     mean, lo, hi, n = stats.t_interval(values.to_numpy(dtype=float, na_value=np.nan))
-    out = {"factor": factor, "level": common.label(level), "metric": metric, "n": n,
-           "mean": mean, "ci_lo": lo, "ci_hi": hi}
+    out = {
+        "factor": factor,
+        "level": common.label(level),
+        "metric": metric,
+        "n": n,
+        "mean": mean,
+        "ci_lo": lo,
+        "ci_hi": hi,
+    }
     if base is None:
         return out
     diff = (values - base).dropna()  # paired: only seeds present at both levels
     d_mean, d_lo, d_hi, n_pair = stats.t_interval(diff.to_numpy(dtype=float))
-    out.update({"diff": d_mean, "diff_lo": d_lo, "diff_hi": d_hi, "n_paired": n_pair,
-                "wins": int((diff > 0).sum())})
+    out.update(
+        {
+            "diff": d_mean,
+            "diff_lo": d_lo,
+            "diff_hi": d_hi,
+            "n_paired": n_pair,
+            "wins": int((diff > 0).sum()),
+        }
+    )
     return out
 
 
-def table(df: pd.DataFrame, factor: str, baseline: str | None = None,
-          metrics: list[str] | None = None) -> tuple[pd.DataFrame, list[str]]:
+def table(
+    df: pd.DataFrame, factor: str, baseline: str | None = None, metrics: list[str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
     """The ablation table in long form and notes for the reader.
 
     Columns: factor, level, metric, n, mean, ci_lo, ci_hi (95% t-interval over seeds),
@@ -77,9 +115,13 @@ def table(df: pd.DataFrame, factor: str, baseline: str | None = None,
     failed = final["status"].isin(curves.FAILED)
     notes = []
     if failed.any():
-        notes.append(f"{int(failed.sum())} diverged/failed trial(s) left out: " + ", ".join(
-            f"{common.label(lv)}: {k}" for lv, k in final[failed][factor].value_counts(
-                sort=False).items()))
+        notes.append(
+            f"{int(failed.sum())} diverged/failed trial(s) left out: "
+            + ", ".join(
+                f"{common.label(lv)}: {k}"
+                for lv, k in final[failed][factor].value_counts(sort=False).items()
+            )
+        )
     final = final[~failed]
     if len(final) == 0:
         raise common.AnalysisError("no results: every trial diverged or failed")
@@ -105,13 +147,18 @@ def table(df: pd.DataFrame, factor: str, baseline: str | None = None,
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("runs", nargs="*", help="run dirs or results.parquet files "
-                   "(default: the newest run under ./runs)")
-    p.add_argument("--factor", help="config key whose levels are compared "
-                   "(default: the varied one)")
+    p.add_argument(
+        "runs",
+        nargs="*",
+        help="run dirs or results.parquet files (default: the newest run under ./runs)",
+    )
+    p.add_argument(
+        "--factor", help="config key whose levels are compared (default: the varied one)"
+    )
     p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
-    p.add_argument("--metrics", nargs="+", help=f"default: those of {' '.join(DEFAULT_METRICS)} "
-                   "with values")
+    p.add_argument(
+        "--metrics", nargs="+", help=f"default: those of {' '.join(DEFAULT_METRICS)} with values"
+    )
     p.add_argument("--device-type", help="keep only rows of this device type")
     p.add_argument("--out", help="output dir (default: <first run>/analysis)")
     return p.parse_args(argv)
@@ -131,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     written = ablation_format.write(long, notes, out)
     for n in notes:
         print(f"note: {n}")
-    print(f"wrote {', '.join(p.name for p in written)} to {out} "
-          f"in {time.perf_counter() - t0:.2f}s")
+    print(f"wrote {', '.join(p.name for p in written)} to {out} in {time.perf_counter() - t0:.2f}s")
     return 0
 
 

@@ -37,8 +37,10 @@ def cell(r, diff: bool = False, bold: bool = False, tex: bool = False) -> str:
 def wide(long: pd.DataFrame, diff: bool = False, tex: bool = False) -> pd.DataFrame:
     """Levels as rows, metrics as columns, formatted cells; the best mean per metric bold."""
     best = long.groupby("metric")["mean"].transform("max")
-    cells = [cell(r, diff=diff, bold=(not diff) and r.mean == b, tex=tex)
-             for r, b in zip(long.itertuples(), best, strict=True)]
+    cells = [
+        cell(r, diff=diff, bold=(not diff) and r.mean == b, tex=tex)
+        for r, b in zip(long.itertuples(), best, strict=True)
+    ]
     frame = long.assign(cell=cells)
     out = frame.pivot(index="level", columns="metric", values="cell")
     levels = list(dict.fromkeys(long["level"]))
@@ -51,33 +53,55 @@ def wide(long: pd.DataFrame, diff: bool = False, tex: bool = False) -> pd.DataFr
 
 def to_markdown(long: pd.DataFrame, notes: list[str]) -> str:
     factor, base = long["factor"].iloc[0], long.attrs["baseline"]
-    parts = [f"# Ablation: `{factor}` (baseline `{base}`)", "",
-             "Mean ± half-width of the 95% Student-t interval over seeds, each trial's final "
-             "values; best mean per metric in bold.", ""]
+    parts = [
+        f"# Ablation: `{factor}` (baseline `{base}`)",
+        "",
+        "Mean ± half-width of the 95% Student-t interval over seeds, each trial's final "
+        "values; best mean per metric in bold.",
+        "",
+    ]
     means = wide(long)
-    parts.append(common.markdown_table([factor] + list(means.columns),
-                                       [[lv] + list(row) for lv, row in means.iterrows()]))
+    parts.append(
+        common.markdown_table(
+            [factor] + list(means.columns), [[lv] + list(row) for lv, row in means.iterrows()]
+        )
+    )
     diffs = wide(long, diff=True).drop(columns="n")
-    parts += ["", f"## Difference from `{base}`, paired by seed", "",
-              "Mean ± half-width of the 95% t-interval of (level − baseline) over the seeds "
-              "both ran; (k/n) = seeds where the level is strictly better.", "",
-              common.markdown_table([factor] + list(diffs.columns),
-                                    [[lv] + list(row) for lv, row in diffs.iterrows()])]
+    parts += [
+        "",
+        f"## Difference from `{base}`, paired by seed",
+        "",
+        "Mean ± half-width of the 95% t-interval of (level − baseline) over the seeds "
+        "both ran; (k/n) = seeds where the level is strictly better.",
+        "",
+        common.markdown_table(
+            [factor] + list(diffs.columns), [[lv] + list(row) for lv, row in diffs.iterrows()]
+        ),
+    ]
     parts += [""] + [f"Note: {n}" for n in notes]
     return "\n".join(parts).rstrip() + "\n"
 
 
 def _tex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"),
-                 ("#", r"\#")):
+    for a, b in (
+        ("\\", r"\textbackslash{}"),
+        ("_", r"\_"),
+        ("%", r"\%"),
+        ("&", r"\&"),
+        ("#", r"\#"),
+    ):
         text = text.replace(a, b)
     return text
 
 
 def _tex_tabular(frame: pd.DataFrame, first: str) -> list[str]:
     cols = [first] + list(frame.columns)
-    lines = [r"\begin{tabular}{l" + "c" * len(frame.columns) + "}", r"\toprule",
-             " & ".join(_tex_escape(c) for c in cols) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{tabular}{l" + "c" * len(frame.columns) + "}",
+        r"\toprule",
+        " & ".join(_tex_escape(c) for c in cols) + r" \\",
+        r"\midrule",
+    ]
     for lv, row in frame.iterrows():
         lines.append(" & ".join([_tex_escape(str(lv))] + list(row)) + r" \\")
     return lines + [r"\bottomrule", r"\end{tabular}"]
@@ -86,16 +110,30 @@ def _tex_tabular(frame: pd.DataFrame, first: str) -> list[str]:
 def to_latex(long: pd.DataFrame) -> str:
     """Two booktabs tables (means; paired differences) for a paper."""
     factor, base = long["factor"].iloc[0], long.attrs["baseline"]
-    lines = [f"% Ablation of {factor}: mean $\\pm$ 95% t-interval half-width over seeds",
-             r"\begin{table}[t]", r"\centering", r"\small"]
+    lines = [
+        f"% Ablation of {factor}: mean $\\pm$ 95% t-interval half-width over seeds",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+    ]
     lines += _tex_tabular(wide(long, tex=True), _tex_escape(factor))
-    lines += [r"\caption{Ablation of \texttt{" + _tex_escape(factor)
-              + r"}: mean $\pm$ 95\% t-interval over seeds.}", r"\end{table}", "",
-              r"\begin{table}[t]", r"\centering", r"\small"]
-    lines += _tex_tabular(wide(long, diff=True, tex=True).drop(columns="n"),
-                          _tex_escape(factor))
-    lines += [r"\caption{Difference from \texttt{" + _tex_escape(base)
-              + r"}, paired by seed (seeds better / paired).}", r"\end{table}"]
+    lines += [
+        r"\caption{Ablation of \texttt{"
+        + _tex_escape(factor)
+        + r"}: mean $\pm$ 95\% t-interval over seeds.}",
+        r"\end{table}",
+        "",
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+    ]
+    lines += _tex_tabular(wide(long, diff=True, tex=True).drop(columns="n"), _tex_escape(factor))
+    lines += [
+        r"\caption{Difference from \texttt{"
+        + _tex_escape(base)
+        + r"}, paired by seed (seeds better / paired).}",
+        r"\end{table}",
+    ]
     return "\n".join(lines) + "\n"
 
 

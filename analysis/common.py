@@ -30,8 +30,17 @@ METRIC_LABELS = {
 }
 CHANCE = {"zeroshot_acc": 0.2, "zeroshot_binary_acc": 0.5}  # 5-class and binary sets
 # Keys a sweep varies on purpose, in the order --by autodetection prefers them.
-PREFERRED_BY = ("mask.image_ratio", "mask.variant", "loss.svd_weight", "loss.temperature",
-                "loss.kind", "loss.svd_form", "mask.text_ratio", "data.fraction", "data.paired")
+PREFERRED_BY = (
+    "mask.image_ratio",
+    "mask.variant",
+    "loss.svd_weight",
+    "loss.temperature",
+    "loss.kind",
+    "loss.svd_form",
+    "mask.text_ratio",
+    "data.fraction",
+    "data.paired",
+)
 _NOT_FACTORS = ("seed",)  # varies in every sweep by design
 
 
@@ -52,8 +61,10 @@ def newest_run(root: str | Path = "runs") -> Path:
     """The run dir under `root` whose results.parquet changed last."""
     found = sorted(Path(root).glob(f"*/{results.FILENAME}"), key=lambda p: p.stat().st_mtime)
     if not found:
-        raise AnalysisError(f"no results: no run under ./{root} has {results.FILENAME}; "
-                            "pass a run dir or a results.parquet")
+        raise AnalysisError(
+            f"no results: no run under ./{root} has {results.FILENAME}; "
+            "pass a run dir or a results.parquet"
+        )
     return found[-1].parent
 
 
@@ -75,8 +86,9 @@ def require_metric(df: pd.DataFrame, name: str, flag: str) -> None:
     """Raise naming the available metrics if `name` has no values in `df`."""
     if name not in df or not df[name].notna().any():
         what = "is not a metric" if name not in results.METRICS else "has no values here"
-        raise AnalysisError(f"{flag} {name!r} {what}; available: "
-                            f"{', '.join(available_metrics(df))}")
+        raise AnalysisError(
+            f"{flag} {name!r} {what}; available: {', '.join(available_metrics(df))}"
+        )
 
 
 def varied_keys(df: pd.DataFrame) -> list[str]:
@@ -89,8 +101,9 @@ def pick_by(df: pd.DataFrame, by: str | None) -> tuple[str | None, str]:
     """(key, note): the grouping column, checked or autodetected; None = one group."""
     if by:
         if by not in df.columns:
-            close = difflib.get_close_matches(by, list(config.KEYS) + list(df.columns), n=3,
-                                              cutoff=0.5)
+            close = difflib.get_close_matches(
+                by, list(config.KEYS) + list(df.columns), n=3, cutoff=0.5
+            )
             hint = f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
             raise AnalysisError(f"--by {by!r} is not a results column{hint}")
         return by, f"grouping by {by}"
@@ -103,8 +116,7 @@ def pick_by(df: pd.DataFrame, by: str | None) -> tuple[str | None, str]:
         return key, f"grouping by {key} (autodetected){tail}"
     if not varied:
         return None, "no config key varies: one group"
-    raise AnalysisError(f"several config keys vary ({', '.join(varied)}): "
-                        "pick one with --by KEY")
+    raise AnalysisError(f"several config keys vary ({', '.join(varied)}): pick one with --by KEY")
 
 
 def label(level) -> str:
@@ -142,8 +154,9 @@ def pick_baseline(levels: list, baseline: str | None) -> object:
                 return lv
         except ValueError:
             pass
-    raise AnalysisError(f"--baseline {baseline!r} is not a level; levels: "
-                        f"{', '.join(label(lv) for lv in levels)}")
+    raise AnalysisError(
+        f"--baseline {baseline!r} is not a level; levels: {', '.join(label(lv) for lv in levels)}"
+    )
 
 
 def select_device(df: pd.DataFrame, x: str | None, device_type: str | None) -> pd.DataFrame:
@@ -152,13 +165,16 @@ def select_device(df: pd.DataFrame, x: str | None, device_type: str | None) -> p
     found = sorted(types.unique())
     if device_type is not None:
         if device_type not in found:
-            raise AnalysisError(f"--device-type {device_type!r} not found; found: "
-                                f"{', '.join(found)}")
+            raise AnalysisError(
+                f"--device-type {device_type!r} not found; found: {', '.join(found)}"
+            )
         return df[types == device_type]
     if x in TIME_AXES and len(found) > 1:
-        raise AnalysisError(f"results mix device types ({', '.join(repr(t) for t in found)}); "
-                            f"times from different devices do not share an axis: pick one with "
-                            f"--device-type TYPE, or use --x samples_seen")
+        raise AnalysisError(
+            f"results mix device types ({', '.join(repr(t) for t in found)}); "
+            f"times from different devices do not share an axis: pick one with "
+            f"--device-type TYPE, or use --x samples_seen"
+        )
     return df
 
 

@@ -47,13 +47,17 @@ def trials(df: pd.DataFrame, x: str, y: str, by: str | None) -> list[Trial]:
         ys = rows[y].to_numpy(dtype=float, na_value=np.nan)
         best = np.fmax.accumulate(ys)  # fmax skips NaN (reports without an evaluation)
         status = rows["status"].dropna()
-        out.append(Trial(
-            experiment=str(exp), trial_id=str(tid),
-            group=rows[by].iloc[-1] if by else "all",
-            seed=int(rows["seed"].iloc[-1]),
-            status=str(status.iloc[-1]) if len(status) else "running",
-            x=xs, best=best,
-        ))
+        out.append(
+            Trial(
+                experiment=str(exp),
+                trial_id=str(tid),
+                group=rows[by].iloc[-1] if by else "all",
+                seed=int(rows["seed"].iloc[-1]),
+                status=str(status.iloc[-1]) if len(status) else "running",
+                x=xs,
+                best=best,
+            )
+        )
     return out
 
 
@@ -63,8 +67,9 @@ def step_values(xs: np.ndarray, vals: np.ndarray, grid: np.ndarray) -> np.ndarra
     return np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
 
 
-def curve_matrix(group: list[Trial], grid: np.ndarray, fill: float = np.nan,
-                 carry_to: float = np.inf) -> np.ndarray:
+def curve_matrix(
+    group: list[Trial], grid: np.ndarray, fill: float = np.nan, carry_to: float = np.inf
+) -> np.ndarray:
     """[T, G] best-so-far of each trial on `grid`.
 
     Before a trial's first value: `fill`. Past `carry_to`: NaN (a curve is not drawn beyond

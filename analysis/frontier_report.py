@@ -22,22 +22,43 @@ def groups_table(summary: dict) -> str:
     rows = []
     for name, g in summary["groups"].items():
         mark = " (baseline)" if name == summary["baseline"] else ""
-        rows.append([
-            f"{name}{mark}", str(g["n"]), g["reached"], _speedup_text(g),
-            common.fmt_ci(g["acc_at_budget"], *g["acc_at_budget_ci"]),
-            common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".4g"),
-        ])
-    header = [summary["by"] or "group", "n seeds", "reached", "speedup [95% CI]",
-              "acc at budget [95% CI]", "hypervolume [95% CI]"]
+        rows.append(
+            [
+                f"{name}{mark}",
+                str(g["n"]),
+                g["reached"],
+                _speedup_text(g),
+                common.fmt_ci(g["acc_at_budget"], *g["acc_at_budget_ci"]),
+                common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".4g"),
+            ]
+        )
+    header = [
+        summary["by"] or "group",
+        "n seeds",
+        "reached",
+        "speedup [95% CI]",
+        "acc at budget [95% CI]",
+        "hypervolume [95% CI]",
+    ]
     return common.markdown_table(header, rows)
 
 
 def _frontier_table(trials: pd.DataFrame, x_label: str) -> str:
     front = trials[trials["pareto"]].sort_values("final_x")
-    rows = [[r.group, str(r.seed), r.experiment, r.trial_id, common.fmt(r.final_x, ".4g"),
-             common.fmt(r.final_best)] for r in front.itertuples()]
-    return common.markdown_table(["group", "seed", "experiment", "trial", x_label,
-                                  "best accuracy"], rows)
+    rows = [
+        [
+            r.group,
+            str(r.seed),
+            r.experiment,
+            r.trial_id,
+            common.fmt(r.final_x, ".4g"),
+            common.fmt(r.final_best),
+        ]
+        for r in front.itertuples()
+    ]
+    return common.markdown_table(
+        ["group", "seed", "experiment", "trial", x_label, "best accuracy"], rows
+    )
 
 
 def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
@@ -45,11 +66,15 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
     x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
     y_label = common.METRIC_LABELS.get(summary["y"], summary["y"])
     ref_x, ref_y = summary["reference_point"]
-    how = ("given with --target" if summary["target_from"] == "given" else
-           "the baseline's median final value; the lower median for an even number of seeds")
+    how = (
+        "given with --target"
+        if summary["target_from"] == "given"
+        else "the baseline's median final value; the lower median for an even number of seeds"
+    )
     failed = trials["status"].isin(("diverged", "failed"))
     lines = [
-        f"# {y_label} vs {x_label}", "",
+        f"# {y_label} vs {x_label}",
+        "",
         f"- inputs: {', '.join(summary.get('inputs', []))}",
         f"- device type(s): {', '.join(summary.get('device_types', [])) or 'unknown'}",
         f"- groups: `{summary['by']}`; baseline: `{summary['baseline']}`",
@@ -63,16 +88,22 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
         f"{common.fmt(ref_y, '.3g')}), in {x_label} × {summary['y']}",
         f"- 95% CIs: bootstrap percentile, {summary['n_bootstrap']} resamples of trials "
         f"within each group (seed {summary['seed']})",
-        "", groups_table(summary), "",
+        "",
+        groups_table(summary),
+        "",
         f"## Pareto frontier (trials: final {x_label}, best {summary['y']}; "
-        "diverged/failed left off)", "", _frontier_table(trials, x_label), "",
+        "diverged/failed left off)",
+        "",
+        _frontier_table(trials, x_label),
+        "",
     ]
     if failed.any():
-        lines.append(f"Note: {int(failed.sum())} trial(s) diverged or failed: "
-                     "counted as never reaching the target.")
+        lines.append(
+            f"Note: {int(failed.sum())} trial(s) diverged or failed: "
+            "counted as never reaching the target."
+        )
     if any(g["n"] < 2 for g in summary["groups"].values()):
-        lines.append("Note: groups with one seed have no confidence interval: "
-                     "CIs need >= 2 seeds.")
+        lines.append("Note: groups with one seed have no confidence interval: CIs need >= 2 seeds.")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -34,27 +34,36 @@ def _group_lines(ax, curves: pd.DataFrame, trials: pd.DataFrame, colours: dict) 
     for group, colour in colours.items():
         c = curves[curves["group"] == group]
         t = trials[trials["group"] == group]
-        ax.step(c["x"], c["median"], where="post", color=colour, lw=2,
-                label=f"{group} (n={len(t)})")
+        ax.step(
+            c["x"], c["median"], where="post", color=colour, lw=2, label=f"{group} (n={len(t)})"
+        )
         if c["lo"].notna().any():
-            ax.fill_between(c["x"], c["lo"], c["hi"], step="post", color=colour, alpha=0.22,
-                            lw=0)
-        ax.scatter(t["final_x"], t["final_best"], color=colour, s=16, alpha=0.7, lw=0,
-                   zorder=3)
+            ax.fill_between(c["x"], c["lo"], c["hi"], step="post", color=colour, alpha=0.22, lw=0)
+        ax.scatter(t["final_x"], t["final_best"], color=colour, s=16, alpha=0.7, lw=0, zorder=3)
 
 
 def _frontier(ax, trials: pd.DataFrame) -> None:
     front = trials[trials["pareto"]].sort_values("final_x")
     if len(front) == 0:
         return
-    ax.step(front["final_x"], front["final_best"], where="post", color="black", ls="--",
-            lw=1, zorder=4)
-    ax.scatter(front["final_x"], front["final_best"], facecolor="none", edgecolor="black",
-               s=70, lw=1.3, zorder=5, label="Pareto frontier (trials)")
+    ax.step(
+        front["final_x"], front["final_best"], where="post", color="black", ls="--", lw=1, zorder=4
+    )
+    ax.scatter(
+        front["final_x"],
+        front["final_best"],
+        facecolor="none",
+        edgecolor="black",
+        s=70,
+        lw=1.3,
+        zorder=5,
+        label="Pareto frontier (trials)",
+    )
 
 
-def frontier_figure(curves: pd.DataFrame, trials: pd.DataFrame, summary: dict,
-                    paths: list[Path]) -> None:
+def frontier_figure(
+    curves: pd.DataFrame, trials: pd.DataFrame, summary: dict, paths: list[Path]
+) -> None:
     """Draw the curves, bands, trial end points, the Pareto frontier, target and budget."""
     sns.set_theme(style="whitegrid", context="notebook")
     fig, ax = plt.subplots(figsize=(8.5, 5.5))
@@ -62,8 +71,9 @@ def frontier_figure(curves: pd.DataFrame, trials: pd.DataFrame, summary: dict,
     _group_lines(ax, curves, trials, colours)
     _frontier(ax, trials)
     if summary["target"] is not None:
-        ax.axhline(summary["target"], color="grey", ls=":", lw=1.2,
-                   label=f"target {summary['target']:.3f}")
+        ax.axhline(
+            summary["target"], color="grey", ls=":", lw=1.2, label=f"target {summary['target']:.3f}"
+        )
     if summary["budget"] is not None:
         ax.axvline(summary["budget"], color="grey", ls="-.", lw=1, label="baseline budget")
     x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
@@ -71,12 +81,20 @@ def frontier_figure(curves: pd.DataFrame, trials: pd.DataFrame, summary: dict,
     ax.set_xlabel(x_label)
     ax.set_ylabel(f"best-so-far {y_label}")
     devices = ", ".join(summary.get("device_types", [])) or "unknown device"
-    ax.set_title(f"{y_label} vs {x_label}; device: {devices}\n"
-                 "median over seeds, 95% bootstrap band; dots: trial end points", fontsize=11)
+    ax.set_title(
+        f"{y_label} vs {x_label}; device: {devices}\n"
+        "median over seeds, 95% bootstrap band; dots: trial end points",
+        fontsize=11,
+    )
     ax.legend(title=summary["by"] or "group", loc="lower right", fontsize=9, title_fontsize=10)
     if any(g["n"] < 2 for g in summary["groups"].values()):
-        fig.text(0.01, 0.01, "groups with one seed have no band: CIs need >= 2 seeds",
-                 fontsize=8, color="dimgrey")
+        fig.text(
+            0.01,
+            0.01,
+            "groups with one seed have no band: CIs need >= 2 seeds",
+            fontsize=8,
+            color="dimgrey",
+        )
     fig.tight_layout()
     for path in paths:
         fig.savefig(path, dpi=150)

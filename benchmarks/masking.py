@@ -194,13 +194,15 @@ def main(argv=None) -> dict:
         "step_ms": {k: round(v * 1e3, 2) for k, v in step.items()},
         "step_ms_min": {k: round(v * 1e3, 2) for k, v in step_min.items()},
         "mlm_second_pass_overhead": round(step["step_0.75_mlm"] / step["step_0.75"] - 1, 3),
-        "mlm_shared_pass_overhead": round(
-            step["step_0.75_mlm_shared"] / step["step_0.75"] - 1, 3
-        ),
+        "mlm_shared_pass_overhead": round(step["step_0.75_mlm_shared"] / step["step_0.75"] - 1, 3),
         "text_share_of_step_0.75": round(step["text_tower"] / step["step_0.75"], 3),
         "conditions": {
-            "variant": args.variant, "batch": n, "precision": args.precision,
-            "device": args.device, "threads": args.threads, "repeats": args.repeats,
+            "variant": args.variant,
+            "batch": n,
+            "precision": args.precision,
+            "device": args.device,
+            "threads": args.threads,
+            "repeats": args.repeats,
         },  # fmt: skip
     }
     print(json.dumps(result))

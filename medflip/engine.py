@@ -159,8 +159,9 @@ def _report(parts, progress, meter, started, status, report, evaluate_now=True) 
     if parts.rank == 0 and status != "diverged":
         ckpt_dir = tempfile.mkdtemp(prefix="medflip-ckpt-")
         progress.wall_time_s = metrics["wall_time_s"] - (time.perf_counter() - started)
-        checkpoint.save(ckpt_dir, parts.unwrapped, parts.optimizer, parts.scaler, progress,
-                        to_json(parts.cfg))
+        checkpoint.save(
+            ckpt_dir, parts.unwrapped, parts.optimizer, parts.scaler, progress, to_json(parts.cfg)
+        )
     try:
         if report is not None:
             report(metrics, ckpt_dir)
@@ -174,12 +175,18 @@ def _progress_line(m: dict) -> str:
     evals = " ".join(
         f"{k}={m[k]:.3f}" for k in ("zeroshot_acc", "retrieval_i2t_p1", "probe_acc") if k in m
     )
-    return (f"step {m['step']:>6} loss {m['loss']:.4f} tau {m['temperature']:.4f} "
-            f"{m['throughput']:.0f} pairs/s train {m['train_time_s']:.0f}s {evals} [{m['status']}]")
+    return (
+        f"step {m['step']:>6} loss {m['loss']:.4f} tau {m['temperature']:.4f} "
+        f"{m['throughput']:.0f} pairs/s train {m['train_time_s']:.0f}s {evals} [{m['status']}]"
+    )
 
 
-def fit(cfg: Config, report: Report | None = None, resume_from: str | None = None,
-        hooks: Hooks | None = None) -> dict:
+def fit(
+    cfg: Config,
+    report: Report | None = None,
+    resume_from: str | None = None,
+    hooks: Hooks | None = None,
+) -> dict:
     """Train per `cfg`; returns the final metrics (also the last `report`)."""
     hooks = hooks or Hooks()
     parts = build_parts(cfg, hooks.prepare_model, hooks.rank, hooks.world_size)
@@ -211,5 +218,6 @@ def fit(cfg: Config, report: Report | None = None, resume_from: str | None = Non
                 meter = _Meter()
         else:
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
-    return _report(parts, progress, meter, started, status, report,
-                   evaluate_now=status != "diverged")
+    return _report(
+        parts, progress, meter, started, status, report, evaluate_now=status != "diverged"
+    )

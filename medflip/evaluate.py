@@ -141,8 +141,9 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -
 
     def enc_img(x: torch.Tensor) -> torch.Tensor:
         if id(x) not in cache:
-            cache[id(x)] = encode_images(model, x, cfg.eval.batch_size, device,
-                                         cfg.optim.precision).cpu()
+            cache[id(x)] = encode_images(
+                model, x, cfg.eval.batch_size, device, cfg.optim.precision
+            ).cpu()
         return cache[id(x)]
 
     enc_txt = lambda t: encode_texts(  # noqa: E731

@@ -97,8 +97,14 @@ def _flat_hash(flat: Mapping[str, Any]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def row(config_flat: Mapping[str, Any], metrics: Mapping[str, Any],
-        manifest: Mapping[str, Any], experiment: str, sweep: str, trial_id: str) -> dict:
+def row(
+    config_flat: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    manifest: Mapping[str, Any],
+    experiment: str,
+    sweep: str,
+    trial_id: str,
+) -> dict:
     """One results row (a dict keyed by column name) from one report.
 
     `config_flat` is `config.flatten(cfg)` (its `seed` fills the `seed` column); `metrics`
@@ -112,8 +118,10 @@ def row(config_flat: Mapping[str, Any], metrics: Mapping[str, Any],
         raise ResultsError(f"unknown config key(s) {unknown_cfg}{hint}")
     for name in metrics:
         if name not in METRICS:
-            raise ResultsError(f"unknown metric {name!r}{_close(name, METRICS)}; "
-                               f"known metrics: {', '.join(METRICS)}")
+            raise ResultsError(
+                f"unknown metric {name!r}{_close(name, METRICS)}; "
+                f"known metrics: {', '.join(METRICS)}"
+            )
     for name in manifest:
         if name not in MANIFEST and name != "device_type":
             raise ResultsError(f"unknown manifest field {name!r}{_close(name, MANIFEST)}")
@@ -135,8 +143,16 @@ def rows_from_records(records: Iterable[Mapping[str, Any]]) -> list[dict]:
     out = []
     for rec in records:
         metrics = {k: v for k, v in rec.get("metrics", {}).items() if k in METRICS}
-        out.append(row(rec.get("config", {}), metrics, rec.get("manifest", {}),
-                       rec["experiment"], rec.get("sweep", ""), rec["trial_id"]))
+        out.append(
+            row(
+                rec.get("config", {}),
+                metrics,
+                rec.get("manifest", {}),
+                rec["experiment"],
+                rec.get("sweep", ""),
+                rec["trial_id"],
+            )
+        )
     return out
 
 
@@ -149,11 +165,15 @@ def _cast(name: str, values: pd.Series) -> pd.Series:
             if len(bad):
                 raise ResultsError(f"column {name!r}: expected text, got {bad.iloc[0]!r}")
         text = values.astype(DTYPES[name])
-        long = text[text.str.contains("\n", regex=False, na=False)
-                    | (text.str.len() > MAX_TEXT).fillna(False)]
+        long = text[
+            text.str.contains("\n", regex=False, na=False)
+            | (text.str.len() > MAX_TEXT).fillna(False)
+        ]
         if len(long):
-            raise ResultsError(f"column {name!r}: {long.iloc[0][:40]!r}... looks like free "
-                               f"text (newline or > {MAX_TEXT} chars); results hold no reports")
+            raise ResultsError(
+                f"column {name!r}: {long.iloc[0][:40]!r}... looks like free "
+                f"text (newline or > {MAX_TEXT} chars); results hold no reports"
+            )
         return text
     if kind is bool:
         present = values[values.notna()]
@@ -163,8 +183,9 @@ def _cast(name: str, values: pd.Series) -> pd.Series:
     try:
         numbers = pd.to_numeric(values, errors="raise").astype("float64")
     except (ValueError, TypeError):
-        raise ResultsError(f"column {name!r}: expected numbers, got non-numeric values "
-                           f"(e.g. {values.iloc[0]!r})") from None
+        raise ResultsError(
+            f"column {name!r}: expected numbers, got non-numeric values (e.g. {values.iloc[0]!r})"
+        ) from None
     if kind is int:
         finite = numbers[numbers.notna()]
         if not np.all(finite == np.round(finite)):
@@ -182,8 +203,10 @@ def frame(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     df = data.copy() if isinstance(data, pd.DataFrame) else pd.DataFrame(list(data))
     unknown = [c for c in df.columns if c not in COLUMNS]
     if unknown:
-        raise ResultsError(f"unknown results column(s) {unknown}{_close(str(unknown[0]), COLUMNS)};"
-                           f" metrics are: {', '.join(METRICS)}")
+        raise ResultsError(
+            f"unknown results column(s) {unknown}{_close(str(unknown[0]), COLUMNS)};"
+            f" metrics are: {', '.join(METRICS)}"
+        )
     df = df.reindex(columns=list(COLUMNS))
     for name in COLUMNS:
         df[name] = _cast(name, df[name])
@@ -192,8 +215,9 @@ def frame(data: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             raise ResultsError(f"column {name!r}: missing in {int(df[name].isna().sum())} row(s)")
     bad = df["status"].notna() & ~df["status"].isin(STATUSES)
     if bad.any():
-        raise ResultsError(f"column 'status': {df['status'][bad].iloc[0]!r} is not one of "
-                           f"{', '.join(STATUSES)}")
+        raise ResultsError(
+            f"column 'status': {df['status'][bad].iloc[0]!r} is not one of {', '.join(STATUSES)}"
+        )
     return df.reset_index(drop=True)
 
 
@@ -300,8 +324,14 @@ def final_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def _git_sha() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent,
-                             capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"

@@ -74,12 +74,23 @@ class RunParts:
 
     def batches(self, epoch: int, start_batch: int) -> Iterator[tuple[dict, float]]:
         """(batch, seconds waited for it) for this rank, from `start_batch` of `epoch`."""
-        sampler = ShardedBatchSampler(len(self.dataset), self.cfg.optim.batch_size,
-                                      self.cfg.seed, epoch, start_batch, self.rank, self.world_size)
+        sampler = ShardedBatchSampler(
+            len(self.dataset),
+            self.cfg.optim.batch_size,
+            self.cfg.seed,
+            epoch,
+            start_batch,
+            self.rank,
+            self.world_size,
+        )
         workers = self.cfg.data.loader_workers
         loader = DataLoader(
-            self.dataset, batch_sampler=sampler, num_workers=workers, collate_fn=collate,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            self.dataset,
+            batch_sampler=sampler,
+            num_workers=workers,
+            collate_fn=collate,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
             prefetch_factor=4 if workers else None,
             generator=torch.Generator().manual_seed(self.cfg.seed + epoch),  # keeps global RNG
         )
@@ -95,8 +106,9 @@ class RunParts:
     def evaluate(self) -> dict[str, float]:
         sets = benchmark.build_eval_sets(self.cfg)
         prompts = benchmark.eval_prompts(self.cfg)
-        return evaluation.evaluate(self.unwrapped, self.tokenizer, sets, self.cfg,
-                                   self.device, prompts)
+        return evaluation.evaluate(
+            self.unwrapped, self.tokenizer, sets, self.cfg, self.device, prompts
+        )
 
 
 def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int) -> RunParts:
@@ -108,18 +120,37 @@ def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int
     if cfg.data.shuffle_reports:
         dataset = ShuffledReports(dataset, cfg.data.seed)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    model = MedFLIP(cfg, vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                    mask_token_id=tokenizer.mask_token_id,
-                    special_token_ids=tokenizer.all_special_ids).to(device)
+    model = MedFLIP(
+        cfg,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        mask_token_id=tokenizer.mask_token_id,
+        special_token_ids=tokenizer.all_special_ids,
+    ).to(device)
     unwrapped = model
     model = prepare_model(model)
     torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank masking noise
-    optimizer = torch.optim.AdamW(_param_groups(unwrapped, cfg.optim.weight_decay),
-                                  lr=cfg.optim.lr, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        _param_groups(unwrapped, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(0.9, 0.98)
+    )
     scaler = torch.amp.GradScaler("cuda") if cfg.optim.precision == "fp16" else None
-    parts = RunParts(cfg, device, model, unwrapped, MedFLIPLoss(cfg).to(device), optimizer,
-                     scaler, dataset, tokenizer, rank, world_size)
-    log.info("model %.1fM parameters on %s, %d training pairs",
-             sum(p.numel() for p in unwrapped.parameters()) / 1e6, device_name(device),
-             len(dataset))
+    parts = RunParts(
+        cfg,
+        device,
+        model,
+        unwrapped,
+        MedFLIPLoss(cfg).to(device),
+        optimizer,
+        scaler,
+        dataset,
+        tokenizer,
+        rank,
+        world_size,
+    )
+    log.info(
+        "model %.1fM parameters on %s, %d training pairs",
+        sum(p.numel() for p in unwrapped.parameters()) / 1e6,
+        device_name(device),
+        len(dataset),
+    )
     return parts

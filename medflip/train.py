@@ -30,13 +30,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--set optim.time_budget_s=120 --out runs/r75",
     )
     p.add_argument("--variant", default="demo", help=f"base config: {', '.join(variants.NAMES)}")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key (repeatable), e.g. --set loss.kind=medflip")
-    p.add_argument("--out", default=None,
-                   help="output dir for results.parquet and checkpoint/ "
-                   "(default: runs/single-<config hash>)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from <out>/checkpoint if it exists")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set loss.kind=medflip",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output dir for results.parquet and checkpoint/ (default: runs/single-<config hash>)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from <out>/checkpoint if it exists"
+    )
     p.add_argument("--quiet", action="store_true", help="only warnings and the final JSON line")
     return p.parse_args(argv)
 
@@ -55,8 +64,10 @@ def _keep_checkpoint(src: str, out: str) -> None:
 
 
 def _json_safe(metrics: dict) -> dict:
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in metrics.items()}
+    return {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+        for k, v in metrics.items()
+    }
 
 
 def main(argv=None) -> int:
@@ -66,8 +77,12 @@ def main(argv=None) -> int:
     except config.ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(asctime)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
     from medflip import engine  # torch and the models load only once the config is valid
 
     out = args.out or os.path.join("runs", f"single-{config.config_hash(cfg)}")
@@ -81,8 +96,14 @@ def main(argv=None) -> int:
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
         known = {k: v for k, v in metrics.items() if k in results.METRICS}
-        row = results.row(flat, known, manifest, experiment=os.path.basename(out.rstrip("/")),
-                          sweep="single", trial_id=trial_id)
+        row = results.row(
+            flat,
+            known,
+            manifest,
+            experiment=os.path.basename(out.rstrip("/")),
+            sweep="single",
+            trial_id=trial_id,
+        )
         results.append(out, [row])
         if checkpoint_dir:
             _keep_checkpoint(checkpoint_dir, out)

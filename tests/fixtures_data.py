@@ -65,8 +65,11 @@ def make_mimic(root: str, reports_beside: bool = False, corrupt: bool = True) ->
         ("11000002", "50000003"): ["d4", "d5"],
         ("12000003", "50000004"): ["d6"],
     }
-    reports_dir = (os.path.join(os.path.dirname(root), "mimic-cxr-reports", "files")
-                   if reports_beside else os.path.join(root, "mimic-cxr-reports", "files"))
+    reports_dir = (
+        os.path.join(os.path.dirname(root), "mimic-cxr-reports", "files")
+        if reports_beside
+        else os.path.join(root, "mimic-cxr-reports", "files")
+    )
     meta, labels, split = [], [], []
     for k, ((subject, study), dicoms) in enumerate(studies.items()):
         folder = os.path.join("files", f"p{subject[:2]}", f"p{subject}", f"s{study}")
@@ -85,12 +88,24 @@ def make_mimic(root: str, reports_beside: bool = False, corrupt: bool = True) ->
         folder = os.path.join(root, "files", "p12", "p12000003", "s50000004")
         write_corrupt(os.path.join(folder, "bad.jpg"))
         meta.append(["bad", "12000003", "50000004", "AP"])
-    write_csv(os.path.join(root, "mimic-cxr-2.0.0-metadata.csv.gz"),
-              ["dicom_id", "subject_id", "study_id", "ViewPosition"], meta, gz=True)
-    write_csv(os.path.join(root, "mimic-cxr-2.0.0-chexpert.csv.gz"),
-              ["subject_id", "study_id", *OBSERVATIONS], labels, gz=True)
-    write_csv(os.path.join(root, "mimic-cxr-2.0.0-split.csv.gz"),
-              ["dicom_id", "study_id", "subject_id", "split"], split, gz=True)
+    write_csv(
+        os.path.join(root, "mimic-cxr-2.0.0-metadata.csv.gz"),
+        ["dicom_id", "subject_id", "study_id", "ViewPosition"],
+        meta,
+        gz=True,
+    )
+    write_csv(
+        os.path.join(root, "mimic-cxr-2.0.0-chexpert.csv.gz"),
+        ["subject_id", "study_id", *OBSERVATIONS],
+        labels,
+        gz=True,
+    )
+    write_csv(
+        os.path.join(root, "mimic-cxr-2.0.0-split.csv.gz"),
+        ["dicom_id", "study_id", "subject_id", "split"],
+        split,
+        gz=True,
+    )
     return {"images": 6 + int(corrupt), "missing": 1}
 
 
@@ -114,9 +129,11 @@ def make_chexpert(root: str, prefix: str = "CheXpert-v1.0-small") -> None:
     write_csv(os.path.join(base, "train.csv"), CHEXPERT_HEADER, rows)
     rel = "valid/patient64541/study1/view1_frontal.jpg"
     write_image(os.path.join(base, rel))
-    write_csv(os.path.join(base, "valid.csv"), CHEXPERT_HEADER,
-              [[f"{prefix}/{rel}", "Male", 70, "Frontal", "PA",
-                *label_cells({"No Finding": 1.0})]])
+    write_csv(
+        os.path.join(base, "valid.csv"),
+        CHEXPERT_HEADER,
+        [[f"{prefix}/{rel}", "Male", 70, "Frontal", "PA", *label_cells({"No Finding": 1.0})]],
+    )
 
 
 OPENI_XML = """<?xml version="1.0" encoding="utf-8"?>
@@ -139,17 +156,23 @@ def make_openi(root: str, image_dir: str = "NLMCXR_png") -> None:
     xml_dir = os.path.join(root, "ecgen-radiology")
     os.makedirs(xml_dir, exist_ok=True)
     specs = [
-        ("CXR1", "Mild cardiomegaly.", "Heart is enlarged.", ["CXR1_1_IM-0001-3001",
-                                                              "CXR1_1_IM-0001-4001"]),
+        (
+            "CXR1",
+            "Mild cardiomegaly.",
+            "Heart is enlarged.",
+            ["CXR1_1_IM-0001-3001", "CXR1_1_IM-0001-4001"],
+        ),
         ("CXR2", "Small left pleural effusion.", "", ["CXR2_1_IM-0652-1001", "CXR2_1_missing"]),
         ("CXR3", "", "", ["CXR3_1_IM-0001-1001"]),
     ]
     for uid, impression, findings, images in specs:
-        tags = "\n".join(f'<parentImage id="{i}"><figureId>F1</figureId></parentImage>'
-                         for i in images)
+        tags = "\n".join(
+            f'<parentImage id="{i}"><figureId>F1</figureId></parentImage>' for i in images
+        )
         with open(os.path.join(xml_dir, f"{uid[3:]}.xml"), "w") as fh:
-            fh.write(OPENI_XML.format(uid=uid, impression=impression, findings=findings,
-                                      images=tags))
+            fh.write(
+                OPENI_XML.format(uid=uid, impression=impression, findings=findings, images=tags)
+            )
         for name in images:
             if "missing" not in name:
                 write_image(os.path.join(root, image_dir, f"{name}.png"))

@@ -19,13 +19,30 @@ if str(ROOT) not in sys.path:  # analysis/ holds scripts, not an installed packa
 from medflip import config, results, variants  # noqa: E402
 
 DEMO = config.flatten(variants.get("demo"))
-MANIFEST = {"git_sha": "0" * 40, "medflip_version": "0.1.0", "torch_version": "2.x",
-            "ray_version": "2.60.0", "num_workers": 1}
+MANIFEST = {
+    "git_sha": "0" * 40,
+    "medflip_version": "0.1.0",
+    "torch_version": "2.x",
+    "ray_version": "2.60.0",
+    "num_workers": 1,
+}
 
 
-def trial(xs, ys, *, level=0.0, by="mask.image_ratio", seed=0, experiment="exp",
-          trial_id=None, status="completed", device_type="cpu", x="train_time_s",
-          y="zeroshot_acc", metrics=None) -> list[dict]:
+def trial(
+    xs,
+    ys,
+    *,
+    level=0.0,
+    by="mask.image_ratio",
+    seed=0,
+    experiment="exp",
+    trial_id=None,
+    status="completed",
+    device_type="cpu",
+    x="train_time_s",
+    y="zeroshot_acc",
+    metrics=None,
+) -> list[dict]:
     """Rows of one trial reporting `y` = ys at `x` = xs (steps 10, 20, ...).
 
     Every report but the last is "running"; the last carries `status`. `metrics` adds the
@@ -37,9 +54,15 @@ def trial(xs, ys, *, level=0.0, by="mask.image_ratio", seed=0, experiment="exp",
     tid = trial_id or f"{by}={level}-s{seed}"
     rows = []
     for i, (xv, yv) in enumerate(zip(xs, ys, strict=True)):
-        m = {"step": 10 * (i + 1), "samples_seen": 1280 * (i + 1), x: float(xv),
-             y: float(yv), "device_type": device_type,
-             "status": status if i == len(xs) - 1 else "running", **(metrics or {})}
+        m = {
+            "step": 10 * (i + 1),
+            "samples_seen": 1280 * (i + 1),
+            x: float(xv),
+            y: float(yv),
+            "device_type": device_type,
+            "status": status if i == len(xs) - 1 else "running",
+            **(metrics or {}),
+        }
         rows.append(results.row(flat, m, MANIFEST, experiment, "test", tid))
     return rows
 
@@ -54,8 +77,9 @@ def rise(xs: np.ndarray, top: float, scale: float) -> np.ndarray:
     return 0.2 + (top - 0.2) * (1 - np.exp(-np.asarray(xs, dtype=float) / scale))
 
 
-def sweep(levels=(0.0, 0.5), seeds=3, reports=20, speed=None, noise=0.01, seed=0,
-          experiment="exp") -> pd.DataFrame:
+def sweep(
+    levels=(0.0, 0.5), seeds=3, reports=20, speed=None, noise=0.01, seed=0, experiment="exp"
+) -> pd.DataFrame:
     """A mask-ratio sweep: level l runs `speed[l]`x faster.
 
     Seed s of every level reports the same accuracies as the baseline's seed s, at the

@@ -13,9 +13,16 @@ from analysis import ablation, common, stats
 from medflip import results
 
 # Hand values: (variant, seed) -> final probe_acc.
-PROBE = {("none", 0): .50, ("none", 1): .60, ("none", 2): .70,
-         ("image", 0): .55, ("image", 1): .62, ("image", 2): .69,
-         ("text", 0): .40, ("text", 1): .45}
+PROBE = {
+    ("none", 0): 0.50,
+    ("none", 1): 0.60,
+    ("none", 2): 0.70,
+    ("image", 0): 0.55,
+    ("image", 1): 0.62,
+    ("image", 2): 0.69,
+    ("text", 0): 0.40,
+    ("text", 1): 0.45,
+}
 
 
 def _ablation_table(failed_seed=None):
@@ -23,14 +30,23 @@ def _ablation_table(failed_seed=None):
     for (variant, seed), probe in PROBE.items():
         status = "failed" if (variant, seed) == failed_seed else "completed"
         # The last report has no zero-shot value: the trial's last evaluation counts.
-        trials.append(tables.trial([10, 20, 30], [.3, probe - .1, math.nan], level=variant,
-                                   by="mask.variant", seed=seed, status=status,
-                                   metrics={"probe_acc": probe}))
+        trials.append(
+            tables.trial(
+                [10, 20, 30],
+                [0.3, probe - 0.1, math.nan],
+                level=variant,
+                by="mask.variant",
+                seed=seed,
+                status=status,
+                metrics={"probe_acc": probe},
+            )
+        )
     return tables.table(*trials)
 
 
-@pytest.mark.parametrize("df, want", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281),
-                                      (30, 2.0423)])
+@pytest.mark.parametrize(
+    "df, want", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (10, 2.2281), (30, 2.0423)]
+)
 def test_t_quantile_matches_tables(df, want):
     assert stats.t_quantile(df) == pytest.approx(want, abs=1e-4)
 
@@ -38,18 +54,21 @@ def test_t_quantile_matches_tables(df, want):
 def test_t_cdf_matches_numerical_integration_of_the_density():
     for df in (1, 2, 3, 7, 12):
         t = np.linspace(-3.0, 3.0, 600_001)
-        pdf = (math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
-               * (1 + t ** 2 / df) ** (-(df + 1) / 2))
+        pdf = (
+            math.gamma((df + 1) / 2)
+            / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+            * (1 + t**2 / df) ** (-(df + 1) / 2)
+        )
         area = float(np.sum((pdf[1:] + pdf[:-1]) / 2 * np.diff(t)))
         assert stats.t_cdf_abs(3.0, df) == pytest.approx(area, abs=1e-8)
 
 
 def test_t_interval_by_hand():
-    mean, lo, hi, n = stats.t_interval(np.array([.5, .6, .7, np.nan]))
+    mean, lo, hi, n = stats.t_interval(np.array([0.5, 0.6, 0.7, np.nan]))
     half = 4.302653 * 0.1 / math.sqrt(3)
-    assert n == 3 and mean == pytest.approx(.6)
-    assert (lo, hi) == (pytest.approx(.6 - half, abs=1e-6), pytest.approx(.6 + half, abs=1e-6))
-    assert math.isnan(stats.t_interval(np.array([.5]))[1])
+    assert n == 3 and mean == pytest.approx(0.6)
+    assert (lo, hi) == (pytest.approx(0.6 - half, abs=1e-6), pytest.approx(0.6 + half, abs=1e-6))
+    assert math.isnan(stats.t_interval(np.array([0.5]))[1])
 
 
 def test_table_means_paired_differences_and_wins():
@@ -57,18 +76,18 @@ def test_table_means_paired_differences_and_wins():
     assert long.attrs["baseline"] == "none"
     assert list(dict.fromkeys(long["level"])) == ["none", "image", "text"]  # baseline first
     probe = long[long["metric"] == "probe_acc"].set_index("level")
-    assert probe.loc["image", "mean"] == pytest.approx((.55 + .62 + .69) / 3)
+    assert probe.loc["image", "mean"] == pytest.approx((0.55 + 0.62 + 0.69) / 3)
     # image - none by seed: +.05, +.02, -.01 -> mean .02, sd .03, t(2) interval
     half = 4.302653 * 0.03 / math.sqrt(3)
-    assert probe.loc["image", "diff"] == pytest.approx(.02)
-    assert probe.loc["image", "diff_hi"] == pytest.approx(.02 + half, abs=1e-6)
+    assert probe.loc["image", "diff"] == pytest.approx(0.02)
+    assert probe.loc["image", "diff_hi"] == pytest.approx(0.02 + half, abs=1e-6)
     assert probe.loc["image", "wins"] == 2 and probe.loc["image", "n_paired"] == 3
     # text ran seeds 0 and 1 only: paired on those two
-    assert probe.loc["text", "diff"] == pytest.approx(((.40 - .50) + (.45 - .60)) / 2)
+    assert probe.loc["text", "diff"] == pytest.approx(((0.40 - 0.50) + (0.45 - 0.60)) / 2)
     assert probe.loc["text", "n_paired"] == 2 and probe.loc["text", "wins"] == 0
     assert math.isnan(probe.loc["none", "diff"])
     zs = long[long["metric"] == "zeroshot_acc"].set_index("level")
-    assert zs.loc["none", "mean"] == pytest.approx(.5)  # last *reported* values: .4 .5 .6
+    assert zs.loc["none", "mean"] == pytest.approx(0.5)  # last *reported* values: .4 .5 .6
     assert set(long["metric"]) == {"zeroshot_acc", "probe_acc"}  # only metrics present
     assert notes == []
 
@@ -76,7 +95,7 @@ def test_table_means_paired_differences_and_wins():
 def test_failed_trials_are_left_out_and_noted():
     long, notes = ablation.table(_ablation_table(failed_seed=("image", 2)), "mask.variant")
     probe = long[long["metric"] == "probe_acc"].set_index("level")
-    assert probe.loc["image", "n"] == 2 and probe.loc["image", "mean"] == pytest.approx(.585)
+    assert probe.loc["image", "n"] == 2 and probe.loc["image", "mean"] == pytest.approx(0.585)
     assert any("1 diverged/failed" in n and "image: 1" in n for n in notes)
 
 
@@ -84,8 +103,9 @@ def test_missing_metric_and_factor_errors(capsys, tmp_path):
     with pytest.raises(common.AnalysisError, match=r"'retrieval_t2i_p1'.*available: .*probe_acc"):
         ablation.table(_ablation_table(), "mask.variant", metrics=["retrieval_t2i_p1"])
     results.write(_ablation_table(), tmp_path / "run")
-    code = common.cli("ablation.py", ablation.main,
-                      [str(tmp_path / "run"), "--factor", "mask.varaint"])
+    code = common.cli(
+        "ablation.py", ablation.main, [str(tmp_path / "run"), "--factor", "mask.varaint"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "did you mean mask.variant" in err and "Traceback" not in err
 
@@ -93,10 +113,23 @@ def test_missing_metric_and_factor_errors(capsys, tmp_path):
 def test_cli_writes_markdown_csv_and_latex(tmp_path):
     results.write(_ablation_table(), tmp_path / "run")
     out = tmp_path / "tables"
-    proc = subprocess.run([sys.executable, "analysis/ablation.py", str(tmp_path / "run"),
-                           "--factor", "mask.variant", "--baseline", "none",
-                           "--out", str(out)],
-                          capture_output=True, text=True, cwd=tables.ROOT, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "analysis/ablation.py",
+            str(tmp_path / "run"),
+            "--factor",
+            "mask.variant",
+            "--baseline",
+            "none",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tables.ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     csv = pd.read_csv(out / "ablation.csv")
     assert list(csv.columns) == ablation.COLUMNS and len(csv) == 6

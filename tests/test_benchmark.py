@@ -94,8 +94,9 @@ def test_synthetic_sets_disjoint_from_training_and_each_other(synthetic_sets):
 
 def test_retrieval_sentences_carry_one_class(synthetic_sets):
     _, sets = synthetic_sets
-    for sentence, k in zip(sets.retrieval_sentences, sets.retrieval_sentence_classes.tolist(),
-                           strict=True):
+    for sentence, k in zip(
+        sets.retrieval_sentences, sets.retrieval_sentence_classes.tolist(), strict=True
+    ):
         found = extract_labels(sentence)
         assert [found[c] == 1.0 for c in CLASSES] == [j == k for j in range(5)], sentence
         assert "INDICATION" not in sentence and "IMPRESSION" not in sentence
@@ -174,28 +175,38 @@ def _manifest(root, per_class=4, corrupt=0, kinds=(*CLASSES, "No Finding")):
     for k in range(per_class * len(kinds)):
         cls = kinds[k % len(kinds)]
         name = f"img/{k}.png"
-        write_corrupt(os.path.join(root, name)) if k == corrupt else \
-            write_image(os.path.join(root, name), seed=k)
-        report = f"IMPRESSION: Moderate {cls.lower()}." if cls != "No Finding" else \
-            "IMPRESSION: No acute cardiopulmonary process."
-        rows.append([name, report, f"p{k}", "test",
-                     *["1.0" if o == cls else "" for o in OBSERVATIONS]])
-    write_csv(os.path.join(root, "manifest.csv"),
-              ["image_path", "report", "patient_id", "split", *OBSERVATIONS], rows)
+        write_corrupt(os.path.join(root, name)) if k == corrupt else write_image(
+            os.path.join(root, name), seed=k
+        )
+        report = (
+            f"IMPRESSION: Moderate {cls.lower()}."
+            if cls != "No Finding"
+            else "IMPRESSION: No acute cardiopulmonary process."
+        )
+        rows.append(
+            [name, report, f"p{k}", "test", *["1.0" if o == cls else "" for o in OBSERVATIONS]]
+        )
+    write_csv(
+        os.path.join(root, "manifest.csv"),
+        ["image_path", "report", "patient_id", "split", *OBSERVATIONS],
+        rows,
+    )
 
 
 def test_real_source_sets_skip_corrupt_images(tmp_path):
     _manifest(str(tmp_path))
-    cfg = apply_overrides(variants.get("tiny"), {"data.source": "manifest",
-                                                 "data.root": str(tmp_path),
-                                                 "data.eval_per_class": 1})
+    cfg = apply_overrides(
+        variants.get("tiny"),
+        {"data.source": "manifest", "data.root": str(tmp_path), "data.eval_per_class": 1},
+    )
     sets = B.build_eval_sets(cfg)
     assert sorted(sets.fiveclass_targets.tolist()) == [0, 1, 2, 3, 4]
     assert sorted(sets.binary_targets.tolist()) == [0, 1]
     picked = {p for n in ("fiveclass", "probe_train", "probe_test") for p in sets.patient_ids[n]}
     assert len(picked) == 15 and "p0" not in picked  # image 0 is corrupt: another was taken
-    for sentence, k in zip(sets.retrieval_sentences, sets.retrieval_sentence_classes.tolist(),
-                           strict=True):
+    for sentence, k in zip(
+        sets.retrieval_sentences, sets.retrieval_sentence_classes.tolist(), strict=True
+    ):
         assert extract_labels(sentence)[CLASSES[k]] == 1.0
 
 
@@ -204,9 +215,10 @@ def test_real_source_without_reports_or_candidates(tmp_path):
     rows = open(tmp_path / "manifest.csv").read().splitlines()
     no_reports = [",".join(c for k, c in enumerate(r.split(",")) if k != 1) for r in rows]
     (tmp_path / "manifest.csv").write_text("\n".join(no_reports) + "\n")
-    cfg = apply_overrides(variants.get("tiny"), {"data.source": "manifest",
-                                                 "data.root": str(tmp_path),
-                                                 "data.eval_per_class": 1})
+    cfg = apply_overrides(
+        variants.get("tiny"),
+        {"data.source": "manifest", "data.root": str(tmp_path), "data.eval_per_class": 1},
+    )
     sets = B.build_eval_sets(cfg)  # no reports: retrieval sentences are class prompts
     assert sets.retrieval_sentences == [class_prompts(c, 1, 0)[0] for c in CLASSES]
     only = tmp_path / "only"

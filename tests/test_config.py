@@ -61,8 +61,14 @@ def test_flatten_roundtrip_and_types():
 
 
 def test_parse_sets_coerces_strings_per_key_type():
-    parsed = config.parse_sets(["optim.batch_size=64", "loss.learn_temperature=false",
-                                "mask.image_ratio=0.5", "model.text=scratch-small"])
+    parsed = config.parse_sets(
+        [
+            "optim.batch_size=64",
+            "loss.learn_temperature=false",
+            "mask.image_ratio=0.5",
+            "model.text=scratch-small",
+        ]
+    )
     cfg = apply_overrides(variants.get("demo"), parsed)
     assert cfg.optim.batch_size == 64 and isinstance(cfg.optim.batch_size, int)
     assert cfg.loss.learn_temperature is False and cfg.model.text == "scratch-small"

@@ -41,16 +41,26 @@ def tiny():
 
 def test_tokenizer_round_trips_and_has_bert_specials(tiny):
     _, tok = tiny
-    assert tok.convert_ids_to_tokens([0, 1, 2, 3, 4]) == ["[PAD]", "[UNK]", "[CLS]", "[SEP]",
-                                                          "[MASK]"]
-    for text in ("Moderate left basilar atelectasis.", "small right pleural effusion",
-                 *prompt_corpus()[::40]):
+    assert tok.convert_ids_to_tokens([0, 1, 2, 3, 4]) == [
+        "[PAD]",
+        "[UNK]",
+        "[CLS]",
+        "[SEP]",
+        "[MASK]",
+    ]
+    for text in (
+        "Moderate left basilar atelectasis.",
+        "small right pleural effusion",
+        *prompt_corpus()[::40],
+    ):
         enc = tok(text, padding="max_length", truncation=True, max_length=64)
         ids = enc["input_ids"]
         assert ids[0] == tok.cls_token_id and tok.unk_token_id not in ids
         assert ids[sum(enc["attention_mask"]) - 1] == tok.sep_token_id and ids[-1] == 0
-        assert tok.decode(ids, skip_special_tokens=True).replace(" .", ".").replace(" ,", ",") \
+        assert (
+            tok.decode(ids, skip_special_tokens=True).replace(" .", ".").replace(" ,", ",")
             == text.lower()
+        )
 
 
 def test_tokenizer_is_cached_by_corpus_and_safe_to_build_concurrently(cache):
@@ -59,8 +69,9 @@ def test_tokenizer_is_cached_by_corpus_and_safe_to_build_concurrently(cache):
     files = {f for f in os.listdir(cache) if f.startswith("tokenizer-") and f.endswith(".json")}
     b = corpus_tokenizer(texts, 120, 16)
     assert a.get_vocab() == b.get_vocab()
-    assert {f for f in os.listdir(cache) if f.startswith("tokenizer-")
-            and f.endswith(".json")} == files  # reused, not rebuilt
+    assert {
+        f for f in os.listdir(cache) if f.startswith("tokenizer-") and f.endswith(".json")
+    } == files  # reused, not rebuilt
     other = corpus_tokenizer(texts + ["pneumothorax"] * 20, 120, 16)
     assert "pneumothorax" in other.get_vocab() and "pneumothorax" not in a.get_vocab()
     ctx = mp.get_context("fork")
@@ -151,12 +162,14 @@ def test_loader_deterministic_resumable_and_sharded(tiny):
     assert all(torch.equal(a[0], b[0]) for a, b in zip(full[5:], resumed, strict=True))
     other = _batches(D.make_loader(ds, 16, seed=3, workers=0, epoch=1))
     assert not torch.equal(other[0][0], full[0][0])
-    ranks = [_batches(D.make_loader(ds, 16, seed=3, workers=0, rank=r, world_size=2))
-             for r in (0, 1)]
+    ranks = [
+        _batches(D.make_loader(ds, 16, seed=3, workers=0, rank=r, world_size=2)) for r in (0, 1)
+    ]
     merged = torch.cat([ranks[0][2][0], ranks[1][2][0]])
     assert sorted(map(tuple, merged.tolist())) == sorted(map(tuple, full[2][0].tolist()))
-    ordered = _batches(D.make_loader(ds, 16, seed=0, workers=0, shuffle=False, drop_last=False,
-                                     start_batch=1))
+    ordered = _batches(
+        D.make_loader(ds, 16, seed=0, workers=0, shuffle=False, drop_last=False, start_batch=1)
+    )
     assert torch.equal(ordered[0][0], torch.stack([ds[k]["input_ids"] for k in range(16, 32)]))
 
 
@@ -169,20 +182,37 @@ def _manifest(tmp_path, n=40, corrupt=(3,)):
         path = tmp_path / "img" / f"{k}.jpg"
         write_corrupt(str(path)) if k in corrupt else write_image(str(path), seed=k)
         cls = ("Cardiomegaly", "Edema")[k % 2]
-        rows.append([f"img/{k}.jpg", f"IMPRESSION: Moderate {cls.lower()}.", f"p{k // 2}",
-                     "train", *["1.0" if o == cls else "" for o in OBSERVATIONS]])
-    write_csv(str(tmp_path / "manifest.csv"),
-              ["image_path", "report", "patient_id", "split", *OBSERVATIONS], rows)
-    return apply_overrides(variants.get("tiny"), {"data.source": "manifest",
-                                                  "data.root": str(tmp_path)})
+        rows.append(
+            [
+                f"img/{k}.jpg",
+                f"IMPRESSION: Moderate {cls.lower()}.",
+                f"p{k // 2}",
+                "train",
+                *["1.0" if o == cls else "" for o in OBSERVATIONS],
+            ]
+        )
+    write_csv(
+        str(tmp_path / "manifest.csv"),
+        ["image_path", "report", "patient_id", "split", *OBSERVATIONS],
+        rows,
+    )
+    return apply_overrides(
+        variants.get("tiny"), {"data.source": "manifest", "data.root": str(tmp_path)}
+    )
 
 
 def test_real_corrupt_image_is_skipped_and_counted_lazily(tmp_path):
     records = sources.load_records("manifest", str(_manifest(tmp_path).data.root)).records
     corpus = records_corpus(records, 16, [r.report for r in records])
     n = len(records)
-    ds = D.PretrainDataset(corpus, D.corpus_tokenizer(corpus.texts, 100, 16), 16,
-                           np.arange(n), np.arange(n), np.ones(n, bool))
+    ds = D.PretrainDataset(
+        corpus,
+        D.corpus_tokenizer(corpus.texts, 100, 16),
+        16,
+        np.arange(n),
+        np.arange(n),
+        np.ones(n, bool),
+    )
     item = ds[3]  # image 3 is not a JPEG: pair 4 comes instead
     assert torch.equal(item["input_ids"], ds.input_ids[4].long())
     assert ds.skipped.counts == {"unreadable image": 1}
@@ -205,8 +235,14 @@ def test_mimic_corrupt_jpg_is_skipped_when_loaded(tmp_path):
     records = sources.load_records("mimic-cxr", str(tmp_path / "mimic")).records
     corpus = records_corpus(records, 16, [r.report for r in records])
     n = len(records)
-    ds = D.PretrainDataset(corpus, D.corpus_tokenizer(corpus.texts, 100, 16), 16,
-                           np.arange(n), np.arange(n), np.ones(n, bool))
+    ds = D.PretrainDataset(
+        corpus,
+        D.corpus_tokenizer(corpus.texts, 100, 16),
+        16,
+        np.arange(n),
+        np.arange(n),
+        np.ones(n, bool),
+    )
     batch = next(iter(D.make_loader(ds, n, seed=0, workers=0)))
     assert batch["image"].shape == (n, 1, 16, 16) and torch.isfinite(batch["image"]).all()
     assert ds.skipped.counts == {"unreadable image": 1}

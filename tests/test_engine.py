@@ -48,9 +48,10 @@ def test_lr_factor_warmup_then_cosine_closed_form():
 
 
 def test_unmasked_tuning_covers_the_last_steps():
-    cfg = apply_overrides(variants.get("tiny"), {"mask.image_ratio": 0.5,
-                                                  "mask.unmasked_tune_steps": 5,
-                                                  "optim.max_steps": 20})
+    cfg = apply_overrides(
+        variants.get("tiny"),
+        {"mask.image_ratio": 0.5, "mask.unmasked_tune_steps": 5, "optim.max_steps": 20},
+    )
     progress = checkpoint.Progress()
     ratios = [engine.image_ratio_at(s, progress, 0.0, cfg) for s in range(20)]
     assert ratios == [0.5] * 15 + [0.0] * 5
@@ -88,8 +89,11 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     with pytest.raises(RuntimeError, match="injected crash"):
         engine.fit(apply_overrides(cfg, {"fault.crash_at_step": 25}), report=rec)
     assert rec.reports[-1]["step"] == 20
-    resumed = engine.fit(apply_overrides(cfg, {"fault.crash_at_step": 25}), report=rec,
-                         resume_from=rec.checkpoints[-1])
+    resumed = engine.fit(
+        apply_overrides(cfg, {"fault.crash_at_step": 25}),
+        report=rec,
+        resume_from=rec.checkpoints[-1],
+    )
     assert resumed["step"] == 30 and resumed["samples_seen"] == full["samples_seen"]
     for key in ("loss", "temperature", "zeroshot_acc", "retrieval_i2t_p1", "probe_acc"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-5), key
@@ -104,8 +108,9 @@ def test_nan_loss_stops_with_diverged(tmp_path):
 
 
 def test_time_budget_stops_training(tmp_path):
-    final = engine.fit(tiny(**{"optim.max_steps": 100000, "optim.time_budget_s": 2.0,
-                               "eval.every_steps": 100000}))
+    final = engine.fit(
+        tiny(**{"optim.max_steps": 100000, "optim.time_budget_s": 2.0, "eval.every_steps": 100000})
+    )
     assert final["status"] == "completed"
     assert 2.0 <= final["train_time_s"] < 2.0 + 5.0  # one step at most past the budget
     assert final["step"] < 100000
@@ -118,6 +123,8 @@ def test_prepare_model_hook_is_used():
         wrapped.append(model)
         return model
 
-    engine.fit(tiny(**{"optim.max_steps": 2, "eval.every_steps": 100}),
-               hooks=engine.Hooks(prepare_model=prepare))
+    engine.fit(
+        tiny(**{"optim.max_steps": 2, "eval.every_steps": 100}),
+        hooks=engine.Hooks(prepare_model=prepare),
+    )
     assert len(wrapped) == 1 and isinstance(wrapped[0], torch.nn.Module)

@@ -28,25 +28,27 @@ def test_nanmedian_matches_numpy_and_keeps_inf():
 
 def test_pareto_frontier_of_a_listed_set_and_against_brute_force():
     cost = np.array([1, 2, 2, 3, 4, 4, 5, 6.0])
-    acc = np.array([.3, .5, .4, .5, .7, .7, .6, .8])
+    acc = np.array([0.3, 0.5, 0.4, 0.5, 0.7, 0.7, 0.6, 0.8])
     # (2,.4) loses to (2,.5); (3,.5) to (2,.5); (5,.6) to (4,.7); the two (4,.7) tie.
     assert curves.pareto_mask(cost, acc).tolist() == [1, 1, 0, 0, 1, 1, 0, 1]
     rng = np.random.default_rng(1)
     c, a = rng.integers(0, 6, 60).astype(float), rng.integers(0, 6, 60).astype(float)
-    brute = [not any(c[j] <= c[i] and a[j] >= a[i] and (c[j] < c[i] or a[j] > a[i])
-                     for j in range(60)) for i in range(60)]
+    brute = [
+        not any(c[j] <= c[i] and a[j] >= a[i] and (c[j] < c[i] or a[j] > a[i]) for j in range(60))
+        for i in range(60)
+    ]
     assert curves.pareto_mask(c, a).tolist() == brute
 
 
 def test_hypervolume_of_a_known_staircase():
     # Corners (1,.5) (2,.7) (4,.9) and a dominated (3,.6), reference (5, .2):
     # [1,2) x .3 + [2,4) x .5 + [4,5) x .7 = .3 + 1.0 + .7 = 2.0
-    cost, acc = np.array([1, 2, 3, 4.0]), np.array([.5, .7, .6, .9])
-    assert curves.hypervolume(cost, acc, (5, .2)) == pytest.approx(2.0)
-    stairs = np.array([[.5, .7, .9], [.2, .2, .2]])  # vectorised; a flat chance line adds 0
-    np.testing.assert_allclose(curves.staircase_area([1, 2, 4], stairs, (5, .2)), [2.0, 0.0])
+    cost, acc = np.array([1, 2, 3, 4.0]), np.array([0.5, 0.7, 0.6, 0.9])
+    assert curves.hypervolume(cost, acc, (5, 0.2)) == pytest.approx(2.0)
+    stairs = np.array([[0.5, 0.7, 0.9], [0.2, 0.2, 0.2]])  # vectorised; a flat chance line adds 0
+    np.testing.assert_allclose(curves.staircase_area([1, 2, 4], stairs, (5, 0.2)), [2.0, 0.0])
     # A trial whose best-so-far is that staircase, ending at 5 (the reference cost).
-    one = tables.table(tables.trial([1, 2, 3, 4, 5], [.5, .7, .6, .9, .9]))
+    one = tables.table(tables.trial([1, 2, 3, 4, 5], [0.5, 0.7, 0.6, 0.9, 0.9]))
     out = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
     assert out["reference_point"] == [5.0, 0.2]
     assert out["groups"]["all"]["hypervolume"] == pytest.approx(2.0)
@@ -64,7 +66,7 @@ def test_a_group_twice_as_fast_has_speedup_two():
 
 
 def test_default_target_is_the_baselines_lower_median_final():
-    rows = [tables.trial([10, 20], [0.3, f], seed=s) for s, f in enumerate([.5, .6, .7, .8])]
+    rows = [tables.trial([10, 20], [0.3, f], seed=s) for s, f in enumerate([0.5, 0.6, 0.7, 0.8])]
     s = frontier.analyse(tables.table(*rows), n_boot=10)["summary"]
     assert s["target"] == 0.6 and s["groups"]["all"]["reached"] == "3/4"
     assert s["target_from"] == "baseline median final"
@@ -82,10 +84,10 @@ def test_bands_narrow_with_more_seeds():
 def test_a_group_that_never_reaches_and_a_diverged_trial():
     xs = [10, 20, 30]
     df = tables.table(
-        *[tables.trial(xs, [.4, .6, .7], level=0.0, seed=s) for s in range(3)],
-        *[tables.trial(xs, [.3, .4, .5], level=0.5, seed=s) for s in range(3)],
-        tables.trial(xs, [.5, .8, .9], level=0.75, seed=0, status="diverged"),
-        tables.trial([5, 10, 15], [.5, .7, .7], level=0.75, seed=1),
+        *[tables.trial(xs, [0.4, 0.6, 0.7], level=0.0, seed=s) for s in range(3)],
+        *[tables.trial(xs, [0.3, 0.4, 0.5], level=0.5, seed=s) for s in range(3)],
+        tables.trial(xs, [0.5, 0.8, 0.9], level=0.75, seed=0, status="diverged"),
+        tables.trial([5, 10, 15], [0.5, 0.7, 0.7], level=0.75, seed=1),
     )
     s = frontier.analyse(df, by="mask.image_ratio", n_boot=200)["summary"]
     assert s["target"] == 0.7
@@ -101,8 +103,8 @@ def test_a_group_that_never_reaches_and_a_diverged_trial():
 
 def test_accuracy_at_the_baselines_budget():
     df = tables.table(
-        *[tables.trial([10, 20, 30 + s], [.4, .5, .6], level=0.0, seed=s) for s in range(3)],
-        *[tables.trial([5, 25, 40], [.2 + s / 10, .7, .9], level=0.5, seed=s) for s in range(3)],
+        *[tables.trial([10, 20, 30 + s], [0.4, 0.5, 0.6], level=0.0, seed=s) for s in range(3)],
+        *[tables.trial([5, 25, 40], [0.2 + s / 10, 0.7, 0.9], level=0.5, seed=s) for s in range(3)],
     )
     s = frontier.analyse(df, by="mask.image_ratio", n_boot=200)["summary"]
     assert s["budget"] == 31.0  # median of 30, 31, 32
@@ -113,8 +115,9 @@ def test_accuracy_at_the_baselines_budget():
 
 
 def test_one_seed_has_curves_without_bands():
-    df = tables.table(tables.trial([10, 20], [.4, .6], level=0.0),
-                      tables.trial([5, 10], [.4, .6], level=0.5))
+    df = tables.table(
+        tables.trial([10, 20], [0.4, 0.6], level=0.0), tables.trial([5, 10], [0.4, 0.6], level=0.5)
+    )
     out = frontier.analyse(df, by="mask.image_ratio", n_boot=50)
     assert out["curves"]["median"].notna().any() and out["curves"]["lo"].isna().all()
     g = out["summary"]["groups"]["0.5"]
@@ -134,9 +137,15 @@ def test_combined_experiments_are_not_double_counted(tmp_path):
 
 
 def test_device_types_are_never_mixed_on_a_time_axis():
-    df = pd.concat([tables.sweep(levels=(0.0,), seeds=2),
-                    tables.sweep(levels=(0.0,), seeds=2, experiment="gpu")
-                    .assign(device_type="NVIDIA H100")], ignore_index=True)
+    df = pd.concat(
+        [
+            tables.sweep(levels=(0.0,), seeds=2),
+            tables.sweep(levels=(0.0,), seeds=2, experiment="gpu").assign(
+                device_type="NVIDIA H100"
+            ),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(common.AnalysisError, match=r"'NVIDIA H100', 'cpu'.*--device-type"):
         common.select_device(df, "train_time_s", None)
     assert len(common.select_device(df, "samples_seen", None)) == len(df)  # not a time
@@ -165,11 +174,17 @@ def test_clear_errors(tmp_path, capsys, monkeypatch):
 
 def test_cli_writes_every_output(tmp_path):
     df = tables.sweep(levels=(0.0, 0.5, 0.75), seeds=4, speed={0.0: 1, 0.5: 1.6, 0.75: 2.0})
-    results.write(pd.concat([df, tables.table(tables.trial([1, 2], [.3, .4], level=0.25))]),
-                  tmp_path / "run")
-    proc = subprocess.run([sys.executable, "analysis/frontier.py", str(tmp_path / "run"),
-                           "--bootstrap", "200"], capture_output=True, text=True,
-                          cwd=tables.ROOT, timeout=300)
+    results.write(
+        pd.concat([df, tables.table(tables.trial([1, 2], [0.3, 0.4], level=0.25))]),
+        tmp_path / "run",
+    )
+    proc = subprocess.run(
+        [sys.executable, "analysis/frontier.py", str(tmp_path / "run"), "--bootstrap", "200"],
+        capture_output=True,
+        text=True,
+        cwd=tables.ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "run" / "analysis"
     assert str(out) in proc.stdout and "grouping by mask.image_ratio" in proc.stdout
@@ -178,9 +193,15 @@ def test_cli_writes_every_output(tmp_path):
     assert (out / "frontier.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["baseline"] == "0" and set(summary["groups"]) == {"0", "0.25", "0.5", "0.75"}
-    assert set(summary["groups"]["0.5"]) >= {"speedup", "speedup_ci", "reached",
-                                            "acc_at_budget", "acc_at_budget_ci",
-                                            "hypervolume", "hypervolume_ci"}
+    assert set(summary["groups"]["0.5"]) >= {
+        "speedup",
+        "speedup_ci",
+        "reached",
+        "acc_at_budget",
+        "acc_at_budget_ci",
+        "hypervolume",
+        "hypervolume_ci",
+    }
     curves_csv = pd.read_csv(out / "frontier.csv")
     assert list(curves_csv.columns[:5]) == ["group", "x", "median", "lo", "hi"]
     md = (out / "summary.md").read_text()

@@ -10,11 +10,22 @@ import pytest
 
 from medflip.data.labels import OBSERVATIONS, extract_labels, label_vector, section
 
-SHORT = {"NF": "No Finding", "ECM": "Enlarged Cardiomediastinum", "CM": "Cardiomegaly",
-         "LO": "Lung Opacity", "LL": "Lung Lesion", "ED": "Edema", "CO": "Consolidation",
-         "PNA": "Pneumonia", "AT": "Atelectasis", "PTX": "Pneumothorax",
-         "EFF": "Pleural Effusion", "PO": "Pleural Other", "FX": "Fracture",
-         "SD": "Support Devices"}
+SHORT = {
+    "NF": "No Finding",
+    "ECM": "Enlarged Cardiomediastinum",
+    "CM": "Cardiomegaly",
+    "LO": "Lung Opacity",
+    "LL": "Lung Lesion",
+    "ED": "Edema",
+    "CO": "Consolidation",
+    "PNA": "Pneumonia",
+    "AT": "Atelectasis",
+    "PTX": "Pneumothorax",
+    "EFF": "Pleural Effusion",
+    "PO": "Pleural Other",
+    "FX": "Fracture",
+    "SD": "Support Devices",
+}
 U = -1.0
 
 # (report, expected labels by short name; every observation not listed must be NaN)
@@ -22,8 +33,7 @@ CASES = [
     # --- negation and its scope
     ("No effusion. Mild cardiomegaly.", dict(CM=1, EFF=0)),
     ("No pleural effusion or pneumothorax.", dict(NF=1, EFF=0, PTX=0)),
-    ("No focal consolidation, pleural effusion, or pneumothorax.",
-     dict(NF=1, CO=0, EFF=0, PTX=0)),
+    ("No focal consolidation, pleural effusion, or pneumothorax.", dict(NF=1, CO=0, EFF=0, PTX=0)),
     ("No pneumothorax.", dict(NF=1, PTX=0)),
     ("There is no pneumothorax.", dict(NF=1, PTX=0)),
     ("Pneumothorax is not seen.", dict(NF=1, PTX=0)),
@@ -37,8 +47,7 @@ CASES = [
     ("No evidence of pneumothorax, but there is a small left effusion.", dict(EFF=1, PTX=0)),
     ("There is no pneumothorax; however, there is a small effusion.", dict(EFF=1, PTX=0)),
     ("Small left effusion without pneumothorax.", dict(EFF=1, PTX=0)),
-    ("Mild cardiomegaly. No edema, effusion or pneumothorax.",
-     dict(CM=1, ED=0, EFF=0, PTX=0)),
+    ("Mild cardiomegaly. No edema, effusion or pneumothorax.", dict(CM=1, ED=0, EFF=0, PTX=0)),
     ("No displaced rib fracture.", dict(NF=1, FX=0)),
     ("No cardiomegaly.", dict(NF=1, CM=0)),
     # --- heart and mediastinum (size words, normal, stable)
@@ -79,8 +88,10 @@ CASES = [
     ("Trace bilateral effusions are not clearly seen.", dict(EFF=U)),
     ("No large effusion, though small effusions would be difficult to exclude.", dict(EFF=U)),
     ("The heart is likely mildly enlarged.", dict(CM=U)),
-    ("Increased interstitial markings may represent chronic changes or mild edema.",
-     dict(LO=1, ED=U)),
+    (
+        "Increased interstitial markings may represent chronic changes or mild edema.",
+        dict(LO=1, ED=U),
+    ),
     ("No focal consolidation concerning for pneumonia.", dict(NF=1, CO=0, PNA=0)),
     ("No findings consistent with pneumonia.", dict(NF=1, PNA=0)),
     ("No effusion. Possible pneumonia.", dict(PNA=U, EFF=0)),
@@ -129,12 +140,14 @@ CASES = [
     ("No right effusion. Possible left effusion.", dict(EFF=U)),
     ("Atelectasis at the right base. No atelectasis on the left.", dict(AT=1)),
     # --- sections
-    ("FINDINGS: Small left effusion.\nIMPRESSION: No acute cardiopulmonary process.",
-     dict(NF=1)),
+    ("FINDINGS: Small left effusion.\nIMPRESSION: No acute cardiopulmonary process.", dict(NF=1)),
     ("FINDINGS: Small left effusion.\nIMPRESSION:", dict(EFF=1)),
     ("INDICATION: Rule out pneumonia.\nFINDINGS: Mild cardiomegaly.", dict(CM=1)),
-    ("EXAMINATION: CHEST (PA AND LAT)\nINDICATION: Cough.\nCOMPARISON: None.\n"
-     "FINDINGS: No pneumothorax.\nIMPRESSION: Mild pulmonary edema.", dict(ED=1)),
+    (
+        "EXAMINATION: CHEST (PA AND LAT)\nINDICATION: Cough.\nCOMPARISON: None.\n"
+        "FINDINGS: No pneumothorax.\nIMPRESSION: Mild pulmonary edema.",
+        dict(ED=1),
+    ),
     ("Impression: moderate left pleural effusion.", dict(EFF=1)),
 ]
 
@@ -142,8 +155,12 @@ CASES = [
 def _expected(short: dict) -> dict:
     unknown = set(short) - set(SHORT)
     assert not unknown, f"bad short names {unknown}"
-    return {obs: float(short[k]) if (k := next(s for s, o in SHORT.items() if o == obs)) in short
-            else math.nan for obs in OBSERVATIONS}
+    return {
+        obs: float(short[k])
+        if (k := next(s for s, o in SHORT.items() if o == obs)) in short
+        else math.nan
+        for obs in OBSERVATIONS
+    }
 
 
 def _same(a: float, b: float) -> bool:
@@ -178,8 +195,10 @@ def test_label_vector_matches_dict_in_observation_order():
 
 
 def test_section_extraction():
-    report = ("FINAL REPORT\nINDICATION: Cough.\n\nFINDINGS: Lungs clear.\n  More text.\n"
-              "IMPRESSION: Normal chest.\nCONCLUSION: Repeat.")
+    report = (
+        "FINAL REPORT\nINDICATION: Cough.\n\nFINDINGS: Lungs clear.\n  More text.\n"
+        "IMPRESSION: Normal chest.\nCONCLUSION: Repeat."
+    )
     assert section(report, "findings") == "Lungs clear.\n  More text."
     assert section(report, "IMPRESSION") == "Normal chest. Repeat."  # synonyms join
     assert section(report, "comparison") == ""
@@ -196,7 +215,7 @@ def test_bad_and_empty_input():
 
 def test_speed_at_least_2000_reports_per_second():
     base = [c[0] for c in CASES]
-    reports = [" ".join(base[i: i + 6]) for i in range(0, len(base), 3)] * 10
+    reports = [" ".join(base[i : i + 6]) for i in range(0, len(base), 3)] * 10
     best = math.inf
     for _ in range(5):  # CPU time, best of five: the cores are shared with other work
         t0 = time.process_time()
@@ -208,8 +227,10 @@ def test_speed_at_least_2000_reports_per_second():
     assert rate >= 2000
 
 
-@pytest.mark.skipif(importlib.util.find_spec("medflip.data.synthetic") is None,
-                    reason="medflip/data/synthetic.py does not exist yet")
+@pytest.mark.skipif(
+    importlib.util.find_spec("medflip.data.synthetic") is None,
+    reason="medflip/data/synthetic.py does not exist yet",
+)
 def test_agreement_with_synthetic_reports():
     from medflip.data.synthetic import SyntheticCXR
 

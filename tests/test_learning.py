@@ -7,10 +7,16 @@ from medflip.config import apply_overrides
 
 
 def _short_run(shuffle: bool) -> dict:
-    cfg = apply_overrides(variants.get("demo"), {
-        "optim.time_budget_s": 0.0, "optim.max_steps": 100, "optim.batch_size": 64,
-        "eval.every_steps": 1000, "data.shuffle_reports": shuffle,
-    })
+    cfg = apply_overrides(
+        variants.get("demo"),
+        {
+            "optim.time_budget_s": 0.0,
+            "optim.max_steps": 100,
+            "optim.batch_size": 64,
+            "eval.every_steps": 1000,
+            "data.shuffle_reports": shuffle,
+        },
+    )
     return engine.fit(cfg)
 
 

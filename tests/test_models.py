@@ -196,8 +196,14 @@ def test_temperature_learned_fixed_and_clamped():
 
 
 def test_local_pretrained_text_tower(tmp_path):
-    config = BertConfig(vocab_size=VOCAB, hidden_size=24, num_hidden_layers=1,
-                        num_attention_heads=2, intermediate_size=48, max_position_embeddings=64)
+    config = BertConfig(
+        vocab_size=VOCAB,
+        hidden_size=24,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=64,
+    )
     BertModel(config).save_pretrained(tmp_path)
     cfg = make_cfg(**{"model.text": str(tmp_path)})
     tower = TextTower(cfg, VOCAB, PAD, mlm=True)

@@ -13,9 +13,17 @@ from medflip import config, results, variants
 
 
 def _rows(trial_id="t1", steps=(10, 20), acc=0.5, experiment="exp"):
-    return [results.row(tables.DEMO, {"step": s, "zeroshot_acc": acc + s / 1000,
-                                      "status": "running", "device_type": "cpu"},
-                        tables.MANIFEST, experiment, "mask_ratio", trial_id) for s in steps]
+    return [
+        results.row(
+            tables.DEMO,
+            {"step": s, "zeroshot_acc": acc + s / 1000, "status": "running", "device_type": "cpu"},
+            tables.MANIFEST,
+            experiment,
+            "mask_ratio",
+            trial_id,
+        )
+        for s in steps
+    ]
 
 
 def test_schema_has_ids_every_config_key_metrics_and_manifest_once():
@@ -29,8 +37,14 @@ def test_schema_has_ids_every_config_key_metrics_and_manifest_once():
 
 def test_row_write_load_round_trip(tmp_path):
     cfg = variants.get("demo")
-    m = {"step": 100, "samples_seen": 12800, "train_time_s": 12.5, "zeroshot_acc": 0.61,
-         "status": "completed", "device_type": "cpu"}
+    m = {
+        "step": 100,
+        "samples_seen": 12800,
+        "train_time_s": 12.5,
+        "zeroshot_acc": 0.61,
+        "status": "completed",
+        "device_type": "cpu",
+    }
     r = results.row(config.flatten(cfg), m, results.manifest(2), "exp", "sw", "t1")
     assert r["config_hash"] == config.config_hash(cfg)
     path = results.write([r], tmp_path / "exp")
@@ -55,12 +69,15 @@ def test_unknown_metric_is_rejected_naming_it():
         results.frame(bad)
 
 
-@pytest.mark.parametrize("column, value, pattern", [
-    ("zeroshot_acc", "no acute findings", "expected numbers"),
-    ("device_type", "FINDINGS: clear lungs.\nIMPRESSION: normal", "free text"),
-    ("status", "exploded", "not one of"),
-    ("step", 1.5, "expected integers"),
-])
+@pytest.mark.parametrize(
+    "column, value, pattern",
+    [
+        ("zeroshot_acc", "no acute findings", "expected numbers"),
+        ("device_type", "FINDINGS: clear lungs.\nIMPRESSION: normal", "free text"),
+        ("status", "exploded", "not one of"),
+        ("step", 1.5, "expected integers"),
+    ],
+)
 def test_bad_cells_are_rejected(column, value, pattern):
     rows = _rows()
     rows[0][column] = value
@@ -98,7 +115,11 @@ def test_merge_and_append_keep_one_row_per_trial_step_latest_wins(tmp_path):
     new = _rows("t1", (20, 30), acc=0.5)  # a restarted trial re-reports step 20
     merged = results.merge(results.frame(old), new)
     assert sorted(zip(merged["trial_id"], merged["step"], strict=True)) == [
-        ("t1", 10), ("t1", 20), ("t1", 30), ("t2", 10)]
+        ("t1", 10),
+        ("t1", 20),
+        ("t1", 30),
+        ("t2", 10),
+    ]
     got = merged.set_index(["trial_id", "step"])["zeroshot_acc"]
     assert got[("t1", 20)] == pytest.approx(0.52) and got[("t1", 10)] == pytest.approx(0.11)
     results.append(tmp_path, old)
@@ -144,9 +165,20 @@ def test_manifest_and_records_from_ray():
     assert m["num_workers"] == 4 and m["device_type"] == "NVIDIA H100"
     assert re.fullmatch(r"[0-9a-f]{40}|unknown", m["git_sha"])
     assert m["ray_version"].startswith("2.60") and m["torch_version"] != ""
-    rec = {"experiment": "e", "sweep": "s", "trial_id": "abc", "config": tables.DEMO,
-           "manifest": m, "metrics": {"step": 5, "zeroshot_acc": 0.3, "training_iteration": 1,
-                                      "timestamp": 123, "status": "running"}}
+    rec = {
+        "experiment": "e",
+        "sweep": "s",
+        "trial_id": "abc",
+        "config": tables.DEMO,
+        "manifest": m,
+        "metrics": {
+            "step": 5,
+            "zeroshot_acc": 0.3,
+            "training_iteration": 1,
+            "timestamp": 123,
+            "status": "running",
+        },
+    }
     rows = results.rows_from_records([rec])
     assert rows[0]["step"] == 5 and "training_iteration" not in rows[0]
     assert results.frame(rows)["device_type"][0] == "NVIDIA H100"

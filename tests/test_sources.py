@@ -55,8 +55,14 @@ def test_read_image_center_crops_the_square_middle(tmp_path):
     rng = np.random.default_rng(0)
     tall = rng.integers(0, 256, (64, 32), dtype=np.uint8)
     Image.fromarray(tall).save(tmp_path / "tall.png")
-    ref = np.asarray(Image.fromarray(tall[16:48]).resize((16, 16), Image.Resampling.BILINEAR,
-                                                          reducing_gap=3.0)) / 255.0
+    ref = (
+        np.asarray(
+            Image.fromarray(tall[16:48]).resize(
+                (16, 16), Image.Resampling.BILINEAR, reducing_gap=3.0
+            )
+        )
+        / 255.0
+    )
     got = read_image(str(tmp_path / "tall.png"), 16)
     assert np.abs(got[2:-2] - ref[2:-2]).mean() < 0.02
 
@@ -77,8 +83,10 @@ def test_read_image_corrupt_raises_naming_the_file(tmp_path):
 
 def test_training_text_keeps_impression_then_findings_only():
     text = training_text(MIMIC_REPORT)
-    assert text == ("Large right pleural effusion. The heart size is normal.  There is a large "
-                    "right pleural effusion.".replace("  ", " "))
+    assert text == (
+        "Large right pleural effusion. The heart size is normal.  There is a large "
+        "right pleural effusion.".replace("  ", " ")
+    )
     assert "INDICATION" not in text and "cough" not in text
     assert training_text("  no   headers\nat all ") == "no headers at all"
     only_other = "EXAMINATION: chest\n\nIndication text.\n\nThe lungs are clear."
@@ -112,8 +120,10 @@ def test_mimic_layout(tmp_path):
 def test_mimic_reports_beside_root_and_other_versions(tmp_path):
     root = str(tmp_path / "mimic-cxr-jpg")
     make_mimic(root, reports_beside=True, corrupt=False)
-    os.rename(os.path.join(root, "mimic-cxr-2.0.0-chexpert.csv.gz"),
-              os.path.join(root, "mimic-cxr-2.1.0-negbio.csv.gz"))
+    os.rename(
+        os.path.join(root, "mimic-cxr-2.0.0-chexpert.csv.gz"),
+        os.path.join(root, "mimic-cxr-2.1.0-negbio.csv.gz"),
+    )
     loaded = load_records("mimic-cxr", root)
     assert len(loaded.records) == 6 and "missing report" not in loaded.skipped.counts
     assert by_study(loaded)["50000001"][0].labels[IDX["Cardiomegaly"]] == 1  # negbio rows used
@@ -211,8 +221,11 @@ def test_manifest_csv_and_parquet(tmp_path, fmt):
 
 def test_manifest_report_only_labels_and_bad_input(tmp_path):
     write_image(str(tmp_path / "a.png"))
-    write_csv(str(tmp_path / "manifest.csv"), ["image_path", "report"],
-              [["a.png", "Moderate cardiomegaly."]])
+    write_csv(
+        str(tmp_path / "manifest.csv"),
+        ["image_path", "report"],
+        [["a.png", "Moderate cardiomegaly."]],
+    )
     rec = load_records("manifest", str(tmp_path)).records[0]
     assert rec.labels[IDX["Cardiomegaly"]] == 1 and rec.split in ("train", "test")
     write_csv(str(tmp_path / "manifest.csv"), ["image_path", "split"], [["a.png", "holdout"]])

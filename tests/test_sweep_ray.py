@@ -64,10 +64,23 @@ def test_smoke_sweep_on_local_ray_diverged_trials_do_not_stop_it(tmp_path):
     assert (df.ray_version.str.startswith("2.60")).all() and (df.num_workers == 1).all()
     # End to end: the analysis reads the sweep's real table (diverged = never reached).
     report = subprocess.run(
-        [sys.executable, str(ROOT / "analysis" / "frontier.py"), str(tmp_path / "mask-ratio-smoke"),
-         "--by", "mask.image_ratio", "--out", str(tmp_path / "analysis"), "--bootstrap", "200",
-         "--target", "0.2"],  # every trial diverged: no baseline median to default to
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(ROOT / "analysis" / "frontier.py"),
+            str(tmp_path / "mask-ratio-smoke"),
+            "--by",
+            "mask.image_ratio",
+            "--out",
+            str(tmp_path / "analysis"),
+            "--bootstrap",
+            "200",
+            "--target",
+            "0.2",
+        ],  # every trial diverged: no baseline median to default to
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert report.returncode == 0, report.stdout[-2000:] + report.stderr[-2000:]
     summary = json.loads((tmp_path / "analysis" / "summary.json").read_text())
@@ -211,8 +224,14 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(head, tmp_p
         # launcher refused and named the clearing command; do what it says, then resume.
         clear = out.stderr.split("Clear them with: ", 1)[1].splitlines()[0].split()
         assert clear[:3] == ["python", "-m", "medflip.sweep.cluster"], out.stderr
-        cleared = subprocess.run([sys.executable, *clear[1:]], cwd=ROOT, env={
-            **os.environ, **head["env"]}, capture_output=True, text=True, timeout=120)
+        cleared = subprocess.run(
+            [sys.executable, *clear[1:]],
+            cwd=ROOT,
+            env={**os.environ, **head["env"]},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert cleared.returncode == 0, cleared.stdout + cleared.stderr
         out = sweep("temperature", *argv, "--resume", env=head["env"])
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -54,8 +54,9 @@ def test_item_is_the_same_bytes_in_another_process():
         "    h.update(np.nan_to_num(it['labels'], nan=9.0).tobytes())\n"
         "    print(h.hexdigest())\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == here
 
 
@@ -160,7 +161,7 @@ def test_prevalences_are_sane(corpus):
 def test_label_noise_and_hedging_shares(corpus):
     findings = [f for s, _, _ in corpus for f in s.findings.values()]
     devices = [m for s, _, _ in corpus for m in s.device_report.values()]
-    omitted = (sum(f.report == "omitted" for f in findings) + devices.count(False))
+    omitted = sum(f.report == "omitted" for f in findings) + devices.count(False)
     share = omitted / (len(findings) + len(devices))
     assert abs(share - P_OMIT) < 0.025, share
     subtle = [f for f in findings if f.severity < 0.3 and f.report != "omitted"]
@@ -233,10 +234,16 @@ def _image_ctr(img, g) -> float:
 
 def test_consolidation_atelectasis_and_edema_show_where_they_should():
     checks = {  # finding -> (side, lobe, box from geometry)
-        "Consolidation": ("right", "lower", lambda g: (-0.7 * g.half_width, -0.4 * g.half_width,
-                                                       g.dome_r - 0.14, g.dome_r - 0.06)),
-        "Atelectasis": ("left", "", lambda g: (0.3 * g.half_width, 0.7 * g.half_width,
-                                               g.dome_l - 0.07, g.dome_l - 0.01)),
+        "Consolidation": (
+            "right",
+            "lower",
+            lambda g: (-0.7 * g.half_width, -0.4 * g.half_width, g.dome_r - 0.14, g.dome_r - 0.06),
+        ),
+        "Atelectasis": (
+            "left",
+            "",
+            lambda g: (0.3 * g.half_width, 0.7 * g.half_width, g.dome_l - 0.07, g.dome_l - 0.01),
+        ),
         "Edema": ("bilateral", "", lambda g: (0.1, 0.2, g.carina + 0.02, g.carina + 0.12)),
     }
     for name, (side, lobe, box) in checks.items():
@@ -268,8 +275,9 @@ def test_devices_are_bright_thin_structures():
 def test_polyphase_canvas_matches_a_bilinear_resize_and_dense_indexing():
     rng = np.random.default_rng(0)
     lo = rng.random((16, 16)).astype(np.float32)
-    ref = torch.nn.functional.interpolate(torch.from_numpy(lo)[None, None], scale_factor=2,
-                                          mode="bilinear", align_corners=False)[0, 0].numpy()
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(lo)[None, None], scale_factor=2, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
     assert np.allclose(from_phases(upsample(lo, 2)), ref, atol=1e-6)
     img = rng.random((12, 12)).astype(np.float32)
     assert np.array_equal(from_phases(to_phases(img, 2)), img)

@@ -87,8 +87,16 @@ def sentence_class(sentence: str) -> int | None:
 Candidate = tuple[object, str, np.ndarray]  # (key, patient id, labels [14])
 
 
-def select(what: str, cands: Iterable[Candidate], target: Callable, per_class: int,
-           n_classes: int, load: Callable, taken: set[str], skipped: sources.SkipCounts):
+def select(
+    what: str,
+    cands: Iterable[Candidate],
+    target: Callable,
+    per_class: int,
+    n_classes: int,
+    load: Callable,
+    taken: set[str],
+    skipped: sources.SkipCounts,
+):
     """First `per_class` loadable candidates of each class, skipping `taken` patients.
 
     Returns (uint8 [N, H, W], targets [N], patient ids); adds chosen patients to `taken`.
@@ -109,8 +117,10 @@ def select(what: str, cands: Iterable[Candidate], target: Callable, per_class: i
         if min(counts) >= per_class:
             break
     if not images:
-        raise sources.SourceError(f"no evaluation images for {what} (candidates need labels "
-                                  "positive for exactly one class, none uncertain)")
+        raise sources.SourceError(
+            f"no evaluation images for {what} (candidates need labels "
+            "positive for exactly one class, none uncertain)"
+        )
     if min(counts) < per_class:
         log.warning("%s evaluation set short of %d per class: %s", what, per_class, counts)
     taken.update(pids)
@@ -168,14 +178,16 @@ def _synthetic_sets(seed: int, image_size: int, per_class: int) -> dict:
         return data.images([i])[0]
 
     out, taken, skipped = {}, set(), sources.SkipCounts()
-    for name, target, n in (("fiveclass", fiveclass_target, 5), ("binary", binary_target, 2),
-                            ("probe_train", fiveclass_target, 5),
-                            ("probe_test", fiveclass_target, 5)):
+    for name, target, n in (
+        ("fiveclass", fiveclass_target, 5),
+        ("binary", binary_target, 2),
+        ("probe_train", fiveclass_target, 5),
+        ("probe_test", fiveclass_target, 5),
+    ):
         count = probe_per_class(per_class) if name.startswith("probe") else per_class
         out[name] = select(name, cands(name), target, count, n, load, taken, skipped)
     start = EVAL_OFFSET + _BLOCKS["sentences"] * _BLOCK
-    reports = (sources.training_text(data.reports([i])[0][0])
-               for i in range(start, start + _BLOCK))
+    reports = (sources.training_text(data.reports([i])[0][0]) for i in range(start, start + _BLOCK))
     out["sentences"] = _sentences(reports, per_class)
     return out
 
@@ -184,8 +196,10 @@ def _real_sets(source: str, root: str, seed: int, image_size: int, per_class: in
     _, records = sources.partition(sources.cached_records(source, root).records)
     order = np.random.default_rng([seed, 5200]).permutation(len(records))
     if not len(records):
-        raise sources.SourceError(f"{root}: no evaluation records (official validate/test "
-                                  "splits or held-out patients) to build evaluation sets from")
+        raise sources.SourceError(
+            f"{root}: no evaluation records (official validate/test "
+            "splits or held-out patients) to build evaluation sets from"
+        )
 
     def cands():
         return ((int(k), records[k].patient_id, records[k].labels) for k in order)
@@ -204,8 +218,10 @@ def _real_sets(source: str, root: str, seed: int, image_size: int, per_class: in
     if not out["sentences"][0]:
         log.warning("%s: no reports to draw retrieval sentences from; using class prompts", source)
         texts = [class_prompts(c, per_class, seed) for c in CLASSES]
-        out["sentences"] = ([t for ts in texts for t in ts],
-                            [k for k, ts in enumerate(texts) for _ in ts])
+        out["sentences"] = (
+            [t for ts in texts for t in ts],
+            [k for k, ts in enumerate(texts) for _ in ts],
+        )
     return out
 
 
@@ -213,8 +229,11 @@ def _save(path: str, sets: dict) -> None:
     arrays = {}
     for name in ("fiveclass", "binary", "probe_train", "probe_test"):
         images, targets, pids = sets[name]
-        arrays |= {f"{name}_images": images, f"{name}_targets": targets,
-                   f"{name}_pids": np.array(pids, dtype=str)}
+        arrays |= {
+            f"{name}_images": images,
+            f"{name}_targets": targets,
+            f"{name}_pids": np.array(pids, dtype=str),
+        }
     texts, classes = sets["sentences"]
     arrays |= {"sentences": np.array(texts, dtype=str), "sentence_classes": np.array(classes)}
     with atomic_file(path) as tmp, open(tmp, "wb") as fh:
@@ -230,18 +249,30 @@ def _tensors(npz) -> EvalSets:
 
     five = images("fiveclass")
     return EvalSets(
-        five, targets("fiveclass"), images("binary"), targets("binary"), five,
-        targets("fiveclass"), [str(s) for s in npz["sentences"]],
-        torch.from_numpy(npz["sentence_classes"]).long(), images("probe_train"),
-        targets("probe_train"), images("probe_test"), targets("probe_test"),
-        {n: [str(p) for p in npz[f"{n}_pids"]] for n in ("fiveclass", "binary", "probe_train",
-                                                         "probe_test")})
+        five,
+        targets("fiveclass"),
+        images("binary"),
+        targets("binary"),
+        five,
+        targets("fiveclass"),
+        [str(s) for s in npz["sentences"]],
+        torch.from_numpy(npz["sentence_classes"]).long(),
+        images("probe_train"),
+        targets("probe_train"),
+        images("probe_test"),
+        targets("probe_test"),
+        {
+            n: [str(p) for p in npz[f"{n}_pids"]]
+            for n in ("fiveclass", "binary", "probe_train", "probe_test")
+        },
+    )
 
 
 @functools.lru_cache(maxsize=4)
 def _cached(source: str, root: str, seed: int, image_size: int, per_class: int) -> EvalSets:
-    code = corpus_mod.code_version(*corpus_mod.GENERATOR_CODE, "readers.py", "prompts.py",
-                                   "corpus.py", "benchmark.py")
+    code = corpus_mod.code_version(
+        *corpus_mod.GENERATOR_CODE, "readers.py", "prompts.py", "corpus.py", "benchmark.py"
+    )
     where = [source]
     if source != "synthetic":  # the records themselves, so changed data is never stale
         loaded = sources.cached_records(source, root)
@@ -251,8 +282,11 @@ def _cached(source: str, root: str, seed: int, image_size: int, per_class: int) 
     if not os.path.exists(path):
         with locked(path):
             if not os.path.exists(path):
-                sets = (_synthetic_sets(seed, image_size, per_class) if source == "synthetic"
-                        else _real_sets(source, root, seed, image_size, per_class))
+                sets = (
+                    _synthetic_sets(seed, image_size, per_class)
+                    if source == "synthetic"
+                    else _real_sets(source, root, seed, image_size, per_class)
+                )
                 _save(path, sets)
     with np.load(path) as npz:
         return _tensors(npz)
@@ -265,8 +299,10 @@ def build_eval_sets(cfg: Config) -> EvalSets:
     """
     d = cfg.data
     if d.source == "synthetic" and d.num_train > EVAL_OFFSET:
-        raise ValueError(f"data.num_train: {d.num_train} would overlap the evaluation studies "
-                         f"(indices from {EVAL_OFFSET})")
+        raise ValueError(
+            f"data.num_train: {d.num_train} would overlap the evaluation studies "
+            f"(indices from {EVAL_OFFSET})"
+        )
     return _cached(d.source, d.root, d.seed, d.image_size, d.eval_per_class)
 
 

@@ -18,8 +18,9 @@ from collections.abc import Iterable
 
 def cache_dir() -> str:
     """`$MEDFLIP_CACHE`, else `~/.cache/medflip` (created)."""
-    path = os.environ.get("MEDFLIP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                           "medflip")
+    path = os.environ.get("MEDFLIP_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "medflip"
+    )
     os.makedirs(path, exist_ok=True)
     return path
 

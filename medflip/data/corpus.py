@@ -105,8 +105,9 @@ def _workers(count: int) -> int:
 def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) -> None:
     """Render into directory `out`: images.npy (uint8), labels/truth .npy, texts.json."""
     n = stop - start
-    pixels = np.lib.format.open_memmap(os.path.join(out, "images.npy"), "w+", np.uint8,
-                                       (n, image_size, image_size))
+    pixels = np.lib.format.open_memmap(
+        os.path.join(out, "images.npy"), "w+", np.uint8, (n, image_size, image_size)
+    )
     labels, truth = np.empty((n, 14), np.float32), np.empty((n, 14), np.float32)
     texts: list[str] = [""] * n
     chunks = [(a, min(a + _CHUNK, stop)) for a in range(start, stop, _CHUNK)]
@@ -121,8 +122,15 @@ def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) ->
         store(_render_chunk(seed, a, b, image_size) for a, b in chunks)
     else:  # spawn: forking a process that runs Ray/torch threads can deadlock
         with cf.ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            store(pool.map(_render_chunk, repeat(seed), [a for a, _ in chunks],
-                           [b for _, b in chunks], repeat(image_size)))
+            store(
+                pool.map(
+                    _render_chunk,
+                    repeat(seed),
+                    [a for a, _ in chunks],
+                    [b for _, b in chunks],
+                    repeat(image_size),
+                )
+            )
     pixels.flush()
     np.save(os.path.join(out, "labels.npy"), labels)
     np.save(os.path.join(out, "truth.npy"), truth)
@@ -138,22 +146,36 @@ def synthetic_corpus(seed: int, start: int, stop: int, image_size: int) -> Corpu
     if not os.path.isdir(path):
         with locked(path):
             if not os.path.isdir(path):
-                log.info("rendering synthetic studies [%d, %d) at %d px into %s", start, stop,
-                         image_size, path)
+                log.info(
+                    "rendering synthetic studies [%d, %d) at %d px into %s",
+                    start,
+                    stop,
+                    image_size,
+                    path,
+                )
                 with atomic_dir(path) as tmp:
                     _render_into(tmp, seed, start, stop, image_size)
     with open(os.path.join(path, "texts.json")) as fh:
         texts = json.load(fh)
-    return Corpus(texts, np.load(os.path.join(path, "labels.npy")),
-                  np.load(os.path.join(path, "truth.npy")), np.arange(start, stop),
-                  image_size, pixels=np.load(os.path.join(path, "images.npy"), mmap_mode="r"))
+    return Corpus(
+        texts,
+        np.load(os.path.join(path, "labels.npy")),
+        np.load(os.path.join(path, "truth.npy")),
+        np.arange(start, stop),
+        image_size,
+        pixels=np.load(os.path.join(path, "images.npy"), mmap_mode="r"),
+    )
 
 
 def records_corpus(records: list[Record], image_size: int, texts: list[str]) -> Corpus:
     """Real records (one image each) with the given training texts; images decoded lazily."""
     codes: dict[str, int] = {}
     groups = np.array([codes.setdefault(r.study_id, len(codes)) for r in records], np.int64)
-    labels = np.stack([r.labels for r in records]).astype(np.float32) if records else \
-        np.zeros((0, 14), np.float32)
-    return Corpus(list(texts), labels, labels, groups, image_size,
-                  paths=[r.image_path for r in records])
+    labels = (
+        np.stack([r.labels for r in records]).astype(np.float32)
+        if records
+        else np.zeros((0, 14), np.float32)
+    )
+    return Corpus(
+        list(texts), labels, labels, groups, image_size, paths=[r.image_path for r in records]
+    )

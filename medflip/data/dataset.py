@@ -41,16 +41,22 @@ TOKENIZER_TEXTS = 4000  # synthetic reports the WordPiece vocabulary is learned 
 def _train_corpus(source: str, root: str, seed: int, num_train: int, image_size: int) -> Corpus:
     if source == "synthetic":
         if num_train > EVAL_OFFSET:
-            raise ValueError(f"data.num_train: {num_train} would reach the evaluation studies "
-                             f"(indices from {EVAL_OFFSET})")
+            raise ValueError(
+                f"data.num_train: {num_train} would reach the evaluation studies "
+                f"(indices from {EVAL_OFFSET})"
+            )
         return synthetic_corpus(seed, 0, num_train, image_size)
     train, _ = sources.partition(sources.cached_records(source, root).records)
     if not train:
         raise sources.SourceError(f"{root}: no training records (all patients are held out)")
     made = sum(r.report is None for r in train)
     if made:  # CheXpert has no reports: text from labels, MedCLIP's way of using such images
-        log.info("%s: %d of %d training images have no report; using text made from labels",
-                 source, made, len(train))
+        log.info(
+            "%s: %d of %d training images have no report; using text made from labels",
+            source,
+            made,
+            len(train),
+        )
     texts = [r.report if r.report else labels_to_text(r.labels, k) for k, r in enumerate(train)]
     return records_corpus(train, image_size, texts)
 
@@ -70,12 +76,12 @@ def build_tokenizer(cfg: Config):
         return pretrained_tokenizer(path, cfg.data.max_text_len)
     texts = train_corpus(cfg).texts
     texts = texts[:TOKENIZER_TEXTS] if cfg.data.source == "synthetic" else sorted(set(texts))
-    return corpus_tokenizer([*texts, *prompt_corpus()], cfg.data.vocab_size,
-                            cfg.data.max_text_len)
+    return corpus_tokenizer([*texts, *prompt_corpus()], cfg.data.vocab_size, cfg.data.max_text_len)
 
 
-def pair_assignment(n: int, fraction: float, paired: float, seed: int,
-                    groups: np.ndarray | None = None):
+def pair_assignment(
+    n: int, fraction: float, paired: float, seed: int, groups: np.ndarray | None = None
+):
     """Which image goes with which text: (image_index [M], text_index [M], paired [M] bool).
 
     A seeded permutation of the n studies; its first round(fraction * n) are used (so a
@@ -100,8 +106,9 @@ def pair_assignment(n: int, fraction: float, paired: float, seed: int,
         texts = np.roll(rest, -shift)
         same = int((groups[texts] == groups[rest]).sum())
         if same:
-            log.warning("unpaired share: %d of %d texts still come from the image's study",
-                        same, len(rest))
+            log.warning(
+                "unpaired share: %d of %d texts still come from the image's study", same, len(rest)
+            )
     else:
         texts = rest
     image_index = np.concatenate([used[:n_pair], rest]).astype(np.int64)
@@ -121,11 +128,23 @@ class PretrainDataset(Dataset):
     pair is returned instead.
     """
 
-    def __init__(self, corpus: Corpus, tokenizer, max_len: int, image_index: np.ndarray,
-                 text_index: np.ndarray, paired: np.ndarray):
+    def __init__(
+        self,
+        corpus: Corpus,
+        tokenizer,
+        max_len: int,
+        image_index: np.ndarray,
+        text_index: np.ndarray,
+        paired: np.ndarray,
+    ):
         self.corpus = corpus
-        tok = tokenizer(corpus.texts, padding="max_length", truncation=True, max_length=max_len,
-                        return_tensors="np")
+        tok = tokenizer(
+            corpus.texts,
+            padding="max_length",
+            truncation=True,
+            max_length=max_len,
+            return_tensors="np",
+        )
         self.input_ids = torch.from_numpy(tok["input_ids"].astype(np.int32))  # [N, T]
         self.attention_mask = torch.from_numpy(tok["attention_mask"].astype(np.uint8))  # [N, T]
         self.labels = torch.from_numpy(corpus.labels)  # [N, 14]
@@ -150,8 +169,11 @@ class PretrainDataset(Dataset):
             except sources.ImageError as err:
                 self._bad.add(j)
                 self.skipped.add("unreadable image", self.corpus.paths[j])
-                log.warning("skipping %s (%d unreadable so far in this process)", err,
-                            self.skipped.counts["unreadable image"])
+                log.warning(
+                    "skipping %s (%d unreadable so far in this process)",
+                    err,
+                    self.skipped.counts["unreadable image"],
+                )
         raise RuntimeError("no training image could be decoded")
 
     def __getitem__(self, m: int) -> dict:
@@ -177,11 +199,14 @@ def build_train_dataset(cfg: Config, tokenizer) -> PretrainDataset:
     paired (seeded by data.seed, so every training seed sees the same subset)."""
     corpus = train_corpus(cfg)
     image_index, text_index, paired = pair_assignment(
-        len(corpus), cfg.data.fraction, cfg.data.paired, cfg.data.seed, corpus.groups)
-    log.info("training pairs: %d (%d paired) of %d studies", len(image_index), paired.sum(),
-             len(corpus))
-    return PretrainDataset(corpus, tokenizer, cfg.data.max_text_len, image_index, text_index,
-                           paired)
+        len(corpus), cfg.data.fraction, cfg.data.paired, cfg.data.seed, corpus.groups
+    )
+    log.info(
+        "training pairs: %d (%d paired) of %d studies", len(image_index), paired.sum(), len(corpus)
+    )
+    return PretrainDataset(
+        corpus, tokenizer, cfg.data.max_text_len, image_index, text_index, paired
+    )
 
 
 class _InOrder(torch.utils.data.Sampler):
@@ -190,8 +215,10 @@ class _InOrder(torch.utils.data.Sampler):
 
     def __init__(self, n, batch_size, drop_last, start_batch, rank, world_size):
         stop = n - n % batch_size if drop_last else n
-        self.batches = [list(range(a, min(a + batch_size, stop)))[rank::world_size]
-                        for a in range(0, stop, batch_size)][start_batch:]
+        self.batches = [
+            list(range(a, min(a + batch_size, stop)))[rank::world_size]
+            for a in range(0, stop, batch_size)
+        ][start_batch:]
 
     def __len__(self):
         return len(self.batches)
@@ -200,18 +227,34 @@ class _InOrder(torch.utils.data.Sampler):
         return iter(self.batches)
 
 
-def make_loader(dataset: Dataset, batch_size: int, seed: int, workers: int,
-                shuffle: bool = True, drop_last: bool = True, start_batch: int = 0,
-                epoch: int = 0, rank: int = 0, world_size: int = 1) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    seed: int,
+    workers: int,
+    shuffle: bool = True,
+    drop_last: bool = True,
+    start_batch: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+) -> DataLoader:
     """A reproducible loader over one epoch: `batch_size` is global (each of `world_size`
     ranks gets its share); the order depends only on (seed, epoch), so starting at
     `start_batch` resumes mid-epoch exactly (shuffled order: `sampler.ShardedBatchSampler`)."""
     if shuffle and drop_last:
-        batches = ShardedBatchSampler(len(dataset), batch_size, seed, epoch, start_batch, rank,
-                                      world_size)
+        batches = ShardedBatchSampler(
+            len(dataset), batch_size, seed, epoch, start_batch, rank, world_size
+        )
     elif shuffle:
         raise ValueError("make_loader: shuffle=True needs drop_last=True (whole global batches)")
     else:
         batches = _InOrder(len(dataset), batch_size, drop_last, start_batch, rank, world_size)
-    return DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
-                      persistent_workers=False, prefetch_factor=4 if workers else None)
+    return DataLoader(
+        dataset,
+        batch_sampler=batches,
+        num_workers=workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )

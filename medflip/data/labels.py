@@ -67,8 +67,10 @@ def section(text: str, name: str) -> str:
     """
     canon = rules.SECTION_NAMES.get(name.lower().strip())
     if canon is None:
-        raise ValueError(f"section: unknown section name {name!r}; "
-                         f"known: {sorted(set(rules.SECTION_NAMES.values()))}")
+        raise ValueError(
+            f"section: unknown section name {name!r}; "
+            f"known: {sorted(set(rules.SECTION_NAMES.values()))}"
+        )
     return " ".join(b.strip() for sec, b in _sections(text) if sec == canon and b.strip())
 
 
@@ -80,7 +82,7 @@ def _sections(text: str) -> list[tuple[str, str]]:
     out = [("", text[: heads[0].start()])]
     ends = [h.start() for h in heads[1:]] + [len(text)]
     for h, end in zip(heads, ends, strict=True):
-        out.append((rules.SECTION_NAMES[h.group(1).lower()], text[h.end(): end]))
+        out.append((rules.SECTION_NAMES[h.group(1).lower()], text[h.end() : end]))
     return out
 
 
@@ -98,8 +100,11 @@ def _select(text: str) -> str:
 
 def _find_mentions(text: str) -> list[tuple[int, int, str, str]]:
     """[(start, end, observation, kind)] in text order."""
-    return [(m.start(), m.end(), obs, kind) for m in _MENTION_RE.finditer(text)
-            for obs, kind in _MENTION_GROUPS[m.lastgroup]]
+    return [
+        (m.start(), m.end(), obs, kind)
+        for m in _MENTION_RE.finditer(text)
+        for obs, kind in _MENTION_GROUPS[m.lastgroup]
+    ]
 
 
 def _in_reach(text, gap_start, gap_end, reach, anatomic, finding_starts) -> bool:
@@ -129,7 +134,7 @@ def _walk(cues, mention, side, text, finding_starts) -> str | None:
         gap = (c_end, start) if side == "pre" else (end, c_start)
         if not _in_reach(text, gap[0], gap[1], reach, anatomic, finding_starts):
             continue
-        if name in rules.ATTRIBUTIVE and _negated_head(cues[i + 1:], c_start, text):
+        if name in rules.ATTRIBUTIVE and _negated_head(cues[i + 1 :], c_start, text):
             return "neg"  # "no focal consolidation concerning for pneumonia"
         return decision
     return None
@@ -139,14 +144,16 @@ def _negated_head(further, attr_start, text) -> bool:
     """Whether the next cue further back is a "no" within a short phrase of `attr_start`."""
     if not further or further[0][2] != "neg":
         return False
-    gap = text[further[0][1]: attr_start]
+    gap = text[further[0][1] : attr_start]
     return len(gap) <= 50 and rules.GAP_BLOCK.search(gap) is None
 
 
 def _classify(mention, pre, post, text, finding_starts) -> float | None:
     """1 / 0 / -1 for one mention, or None when an anatomic mention is unqualified."""
-    decisions = {_walk(pre, mention, "pre", text, finding_starts),
-                 _walk(post, mention, "post", text, finding_starts)}
+    decisions = {
+        _walk(pre, mention, "pre", text, finding_starts),
+        _walk(post, mention, "post", text, finding_starts),
+    }
     if "unc!" in decisions:  # "cannot be excluded" outranks the negation inside it
         return UNCERTAIN
     if "neg" in decisions:
@@ -169,10 +176,16 @@ def _or_linked(mentions, cues, text) -> set[int]:
     for c_start, c_end, name in cues:
         if name != "or":
             continue
-        before = [(c_start - e, i) for s, e, i in spans
-                  if e <= c_start and _short_gap(text, e, c_start, cues, starts)]
-        after = [(s - c_end, i) for s, e, i in spans
-                 if s >= c_end and _short_gap(text, c_end, s, cues, starts)]
+        before = [
+            (c_start - e, i)
+            for s, e, i in spans
+            if e <= c_start and _short_gap(text, e, c_start, cues, starts)
+        ]
+        after = [
+            (s - c_end, i)
+            for s, e, i in spans
+            if s >= c_end and _short_gap(text, c_end, s, cues, starts)
+        ]
         if before and after:
             linked.update((min(before)[1], min(after)[1]))
     return linked
@@ -182,8 +195,12 @@ def _short_gap(text, a, b, cues, starts) -> bool:
     """A few plain words: "atelectasis or (developing) pneumonia", no cue or clause edge."""
     gap = text[a:b]
     k = bisect.bisect_left(starts, a)
-    return (len(gap) <= 30 and (k == len(cues) or cues[k][0] >= b)
-            and rules.GAP_BLOCK.search(gap) is None and not any(ch in gap for ch in ".;:"))
+    return (
+        len(gap) <= 30
+        and (k == len(cues) or cues[k][0] >= b)
+        and rules.GAP_BLOCK.search(gap) is None
+        and not any(ch in gap for ch in ".;:")
+    )
 
 
 def _mention_labels(text: str) -> list[tuple[str, float, str]]:
@@ -205,7 +222,7 @@ def _mention_labels(text: str) -> list[tuple[str, float, str]]:
         if label == POSITIVE and i in linked:
             label = UNCERTAIN
         if label is not None:
-            out.append((mention[2], label, text[mention[0]: mention[1]]))
+            out.append((mention[2], label, text[mention[0] : mention[1]]))
     return out
 
 
@@ -220,8 +237,12 @@ def _aggregate(mention_labels) -> dict[str, float]:
     for obs in OBSERVATIONS[1:]:
         labels = seen.get(obs, set())
         out[obs] = next((v for v in (POSITIVE, UNCERTAIN, NEGATIVE) if v in labels), math.nan)
-    finding = any(label != NEGATIVE for obs, labels in seen.items()
-                  if obs != "Support Devices" for label in labels)
+    finding = any(
+        label != NEGATIVE
+        for obs, labels in seen.items()
+        if obs != "Support Devices"
+        for label in labels
+    )
     return {"No Finding": math.nan if finding else POSITIVE, **out}
 
 

@@ -21,21 +21,43 @@ NO_FINDING = "No Finding"
 PROMPT_WORDS = {
     "Atelectasis": (
         ("", "mild", "moderate", "severe", "minimal"),
-        ("", "right basilar", "left basilar", "bibasilar", "bilateral basilar",
-         "right lower lobe", "left lower lobe"),
-        ("atelectasis", "subsegmental atelectasis", "linear atelectasis",
-         "atelectasis with volume loss"),
+        (
+            "",
+            "right basilar",
+            "left basilar",
+            "bibasilar",
+            "bilateral basilar",
+            "right lower lobe",
+            "left lower lobe",
+        ),
+        (
+            "atelectasis",
+            "subsegmental atelectasis",
+            "linear atelectasis",
+            "atelectasis with volume loss",
+        ),
     ),
     "Cardiomegaly": (
         ("", "mild", "moderate", "severe", "stable", "marked"),  # not "borderline": uncertain
         ("",),
-        ("cardiomegaly", "enlargement of the cardiac silhouette", "enlarged heart",
-         "enlarged cardiac silhouette"),
+        (
+            "cardiomegaly",
+            "enlargement of the cardiac silhouette",
+            "enlarged heart",
+            "enlarged cardiac silhouette",
+        ),
     ),
     "Consolidation": (
         ("", "small", "moderate", "large", "patchy", "focal"),
-        ("right lower lobe", "left lower lobe", "right upper lobe", "left upper lobe",
-         "right middle lobe", "right lung base", "left lung base"),
+        (
+            "right lower lobe",
+            "left lower lobe",
+            "right upper lobe",
+            "left upper lobe",
+            "right middle lobe",
+            "right lung base",
+            "left lung base",
+        ),
         ("consolidation", "airspace consolidation", "consolidation with air bronchograms"),
     ),
     "Edema": (
@@ -51,19 +73,30 @@ PROMPT_WORDS = {
     NO_FINDING: (
         ("",),
         ("",),
-        ("no acute cardiopulmonary process", "no acute cardiopulmonary abnormality",
-         "no acute intrathoracic process", "the lungs are clear", "lungs are clear",
-         "normal chest radiograph", "heart size is normal and the lungs are clear",
-         "no focal consolidation, pleural effusion, or pneumothorax", "no acute findings"),
+        (
+            "no acute cardiopulmonary process",
+            "no acute cardiopulmonary abnormality",
+            "no acute intrathoracic process",
+            "the lungs are clear",
+            "lungs are clear",
+            "normal chest radiograph",
+            "heart size is normal and the lungs are clear",
+            "no focal consolidation, pleural effusion, or pneumothorax",
+            "no acute findings",
+        ),
     ),
 }
 
 # Words for the other observations, used when text is made from labels.
 _OTHER_PHRASES = {
     "Enlarged Cardiomediastinum": "enlarged cardiomediastinal silhouette",
-    "Lung Opacity": "lung opacity", "Lung Lesion": "lung nodule", "Pneumonia": "pneumonia",
-    "Pneumothorax": "pneumothorax", "Pleural Other": "pleural thickening",
-    "Fracture": "rib fracture", "Support Devices": "support devices in place",
+    "Lung Opacity": "lung opacity",
+    "Lung Lesion": "lung nodule",
+    "Pneumonia": "pneumonia",
+    "Pneumothorax": "pneumothorax",
+    "Pleural Other": "pleural thickening",
+    "Fracture": "rib fracture",
+    "Support Devices": "support devices in place",
 }
 
 

@@ -46,21 +46,33 @@ def _read_report(path: str, skipped: SkipCounts) -> str | None:
 
 
 def _mimic_tables(root: str) -> tuple[str, str | None, str | None]:
-    meta = find_one(root, ("mimic-cxr-2.*-metadata.csv.gz", "mimic-cxr-2.*-metadata.csv"),
-                    "MIMIC-CXR-JPG metadata file")
-    labels = find_one(root, ("mimic-cxr-2.*-chexpert.csv.gz", "mimic-cxr-2.*-chexpert.csv"),
-                      "labels", required=False)
-    labels = labels or find_one(root, ("mimic-cxr-2.*-negbio.csv.gz", "mimic-cxr-2.*-negbio.csv"),
-                                "labels", required=False)
-    split = find_one(root, ("mimic-cxr-2.*-split.csv.gz", "mimic-cxr-2.*-split.csv"), "split",
-                     required=False)
+    meta = find_one(
+        root,
+        ("mimic-cxr-2.*-metadata.csv.gz", "mimic-cxr-2.*-metadata.csv"),
+        "MIMIC-CXR-JPG metadata file",
+    )
+    labels = find_one(
+        root,
+        ("mimic-cxr-2.*-chexpert.csv.gz", "mimic-cxr-2.*-chexpert.csv"),
+        "labels",
+        required=False,
+    )
+    labels = labels or find_one(
+        root, ("mimic-cxr-2.*-negbio.csv.gz", "mimic-cxr-2.*-negbio.csv"), "labels", required=False
+    )
+    split = find_one(
+        root, ("mimic-cxr-2.*-split.csv.gz", "mimic-cxr-2.*-split.csv"), "split", required=False
+    )
     return meta, labels, split
 
 
 def _mimic_study_reports(root: str, skipped: SkipCounts):
     """(subject, study) -> raw report text, read from the first reports dir that has it."""
-    dirs = [os.path.join(root, "files"), os.path.join(root, "mimic-cxr-reports", "files"),
-            os.path.join(os.path.dirname(root), "mimic-cxr-reports", "files")]
+    dirs = [
+        os.path.join(root, "files"),
+        os.path.join(root, "mimic-cxr-reports", "files"),
+        os.path.join(os.path.dirname(root), "mimic-cxr-reports", "files"),
+    ]
     dirs = [d for d in dirs if os.path.isdir(d)]
     cache: dict[tuple[str, str], str | None] = {}
 
@@ -113,8 +125,17 @@ def read_mimic(root: str, skipped: SkipCounts) -> list[Record]:
         if labels is None:
             skipped.add("no report and no labels", path)
             continue
-        records.append(Record(path, report, labels, subject, study, row["ViewPosition"] or "",
-                              splits.get(dicom, "")))
+        records.append(
+            Record(
+                path,
+                report,
+                labels,
+                subject,
+                study,
+                row["ViewPosition"] or "",
+                splits.get(dicom, ""),
+            )
+        )
     return records
 
 
@@ -122,8 +143,11 @@ def read_mimic(root: str, skipped: SkipCounts) -> list[Record]:
 
 _CHEXPERT_PREFIX = re.compile(r"^CheXpert-v1\.0(-small)?/")
 # (candidate tables, split): the first existing table of each entry is read.
-_CHEXPERT_TABLES = ((("train.csv",), "train"), (("valid.csv",), "validate"),
-                    (("test_labels.csv", "test.csv"), "test"))
+_CHEXPERT_TABLES = (
+    (("train.csv",), "train"),
+    (("valid.csv",), "validate"),
+    (("test_labels.csv", "test.csv"), "test"),
+)
 
 
 def _chexpert_table(base: str, table: str, split: str, skipped: SkipCounts) -> list[Record]:
@@ -151,12 +175,23 @@ def _chexpert_table(base: str, table: str, split: str, skipped: SkipCounts) -> l
 def read_chexpert(root: str, skipped: SkipCounts) -> list[Record]:
     """CheXpert train/valid(/test) CSVs; images without reports (report None)."""
     root = require_dir(root, "CheXpert: train.csv and valid.csv")
-    base = next((d for d in (root, os.path.join(root, "CheXpert-v1.0-small"),
-                             os.path.join(root, "CheXpert-v1.0"))
-                 if os.path.isfile(os.path.join(d, "train.csv"))), None)
+    base = next(
+        (
+            d
+            for d in (
+                root,
+                os.path.join(root, "CheXpert-v1.0-small"),
+                os.path.join(root, "CheXpert-v1.0"),
+            )
+            if os.path.isfile(os.path.join(d, "train.csv"))
+        ),
+        None,
+    )
     if base is None:
-        raise SourceError(f"{root}: no CheXpert train.csv (expected it in the root or in "
-                          "CheXpert-v1.0-small/ or CheXpert-v1.0/)")
+        raise SourceError(
+            f"{root}: no CheXpert train.csv (expected it in the root or in "
+            "CheXpert-v1.0-small/ or CheXpert-v1.0/)"
+        )
     records = []
     for names, split in _CHEXPERT_TABLES:
         tables = [os.path.join(base, n) for n in names if os.path.isfile(os.path.join(base, n))]
@@ -206,8 +241,14 @@ def read_openi(root: str, skipped: SkipCounts) -> list[Record]:
         study = uid.get("id") if uid is not None and uid.get("id") else os.path.basename(xml_path)
         for node in tree.iter("parentImage"):
             name = f"{node.get('id')}.png"
-            path = next((os.path.join(d, name) for d in image_dirs
-                         if os.path.isfile(os.path.join(d, name))), None)
+            path = next(
+                (
+                    os.path.join(d, name)
+                    for d in image_dirs
+                    if os.path.isfile(os.path.join(d, name))
+                ),
+                None,
+            )
             if path is None:
                 skipped.add("missing image", name)
                 continue
@@ -228,8 +269,9 @@ def _manifest_path(root: str) -> str:
     tables = glob.glob(os.path.join(root, "*.csv")) + glob.glob(os.path.join(root, "*.parquet"))
     if len(tables) == 1:
         return tables[0]
-    raise SourceError(f"{root}: expected manifest.parquet or manifest.csv "
-                      f"(found {len(tables)} candidate tables)")
+    raise SourceError(
+        f"{root}: expected manifest.parquet or manifest.csv (found {len(tables)} candidate tables)"
+    )
 
 
 def _manifest_rows(path: str) -> tuple[list[dict], list[str]]:
@@ -268,8 +310,11 @@ def read_manifest(root: str, skipped: SkipCounts) -> list[Record]:
         if report is None and "report" in columns:
             skipped.add("empty report", f"{path} row {k + 2}")
         try:
-            labels = parse_labels(row, path) if has_labels else (
-                label_vector(raw) if report else _NO_LABELS.copy())
+            labels = (
+                parse_labels(row, path)
+                if has_labels
+                else (label_vector(raw) if report else _NO_LABELS.copy())
+            )
         except ValueError:
             skipped.add("bad label value", f"{path} row {k + 2}")
             continue
@@ -278,6 +323,7 @@ def read_manifest(root: str, skipped: SkipCounts) -> list[Record]:
             continue
         patient = _clean(row.get("patient_id")) or _clean(row.get("study_id")) or image
         study = _clean(row.get("study_id")) or image
-        records.append(Record(image, report, labels, patient, study, _clean(row.get("view")),
-                              split))
+        records.append(
+            Record(image, report, labels, patient, study, _clean(row.get("view")), split)
+        )
     return records

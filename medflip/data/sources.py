@@ -41,8 +41,15 @@ from medflip.data.labels import OBSERVATIONS
 log = logging.getLogger("medflip.data")
 
 SPLITS = ("train", "validate", "test")
-_SPLIT_ALIASES = {"train": "train", "training": "train", "val": "validate", "valid": "validate",
-                  "validate": "validate", "validation": "validate", "test": "test"}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "val": "validate",
+    "valid": "validate",
+    "validate": "validate",
+    "validation": "validate",
+    "test": "test",
+}
 # Sources without an official split: this share of patients (by a hash of the id) is "test".
 UNSPLIT_TEST_SHARE = 0.2
 # Training patients also held out for evaluation (see `partition`).
@@ -233,8 +240,12 @@ def load_records(source: str, root: str) -> LoadedSource:
     """
     from medflip.data import readers  # the per-layout readers
 
-    table = {"mimic-cxr": readers.read_mimic, "chexpert": readers.read_chexpert,
-             "openi": readers.read_openi, "manifest": readers.read_manifest}
+    table = {
+        "mimic-cxr": readers.read_mimic,
+        "chexpert": readers.read_chexpert,
+        "openi": readers.read_openi,
+        "manifest": readers.read_manifest,
+    }
     if source not in table:
         raise SourceError(f"data.source: {source!r} is not one of {', '.join(table)}")
     skipped = SkipCounts()
@@ -267,8 +278,13 @@ def partition(records: list[Record]) -> tuple[list[Record], list[Record]]:
     patients (by a hash of the id, so CheXpert's 234 validation images are not all there is
     to sample 5x200 from); training = every other patient.
     """
-    held = {r.patient_id for r in records
-            if r.split != "train" or hash_fraction("holdout:" + r.patient_id) < HOLDOUT_SHARE}
+    held = {
+        r.patient_id
+        for r in records
+        if r.split != "train" or hash_fraction("holdout:" + r.patient_id) < HOLDOUT_SHARE
+    }
     frontal = [r for r in records if is_frontal(r.view)]
-    return ([r for r in frontal if r.patient_id not in held],
-            [r for r in frontal if r.patient_id in held])
+    return (
+        [r for r in frontal if r.patient_id not in held],
+        [r for r in frontal if r.patient_id in held],
+    )

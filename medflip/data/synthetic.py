@@ -25,8 +25,10 @@ from medflip.data.synthetic_report import write_report
 __all__ = ["SyntheticCXR", "FINDINGS", "sample_study", "render", "truth", "write_report"]
 
 # CheXpert hierarchy: a child finding implies its parent in the truth vector.
-_PARENTS = {"Lung Opacity": ("Edema", "Consolidation", "Atelectasis"),
-            "Enlarged Cardiomediastinum": ("Cardiomegaly",)}
+_PARENTS = {
+    "Lung Opacity": ("Edema", "Consolidation", "Atelectasis"),
+    "Enlarged Cardiomediastinum": ("Cardiomegaly",),
+}
 
 
 def truth(study: Study) -> dict:
@@ -112,10 +114,16 @@ class SyntheticCXR:
 
 
 def _title(t: dict) -> str:
-    short = {"Cardiomegaly": "CM", "Edema": "Ed", "Consolidation": "Co", "Atelectasis": "At",
-             "Pleural Effusion": "PE"}
-    parts = [f"{short[n]}{t['side'].get(n, '')[:1].upper()} {s:.2f}"
-             for n, s in t["severity"].items()]
+    short = {
+        "Cardiomegaly": "CM",
+        "Edema": "Ed",
+        "Consolidation": "Co",
+        "Atelectasis": "At",
+        "Pleural Effusion": "PE",
+    }
+    parts = [
+        f"{short[n]}{t['side'].get(n, '')[:1].upper()} {s:.2f}" for n, s in t["severity"].items()
+    ]
     head = f"{t['view']} ctr {t['ctr']:.2f}" + (" +dev" if t["devices"] else "")
     return head + "\n" + (", ".join(parts) if parts else "normal")
 

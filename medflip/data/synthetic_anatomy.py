@@ -26,8 +26,13 @@ NORMAL_CTR = (0.38, 0.48)
 DETAIL = 12  # uniforms per finding for its fine structure
 TILT_MAX = 0.0436  # in-plane patient rotation up to 2.5 degrees (radians)
 # Abnormal studies follow one of these patterns; "single" feeds the 5x200 set.
-PATTERNS = {"single": 0.6, "heart_failure": 0.18, "effusion_atelectasis": 0.1,
-            "pneumonia": 0.07, "mixed": 0.05}
+PATTERNS = {
+    "single": 0.6,
+    "heart_failure": 0.18,
+    "effusion_atelectasis": 0.1,
+    "pneumonia": 0.07,
+    "mixed": 0.05,
+}
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,15 @@ class Finding:
         if not 0.0 < self.severity <= 1.0:
             raise ValueError(f"Finding.severity must be in (0, 1], got {self.severity!r}")
         if self.side not in ("", "left", "right", "bilateral"):
-            raise ValueError(f"Finding.side must be left, right, bilateral or '', "
-                             f"got {self.side!r}")
+            raise ValueError(
+                f"Finding.side must be left, right, bilateral or '', got {self.side!r}"
+            )
         if self.lobe not in ("", "upper", "middle", "lower"):
             raise ValueError(f"Finding.lobe must be upper, middle, lower or '', got {self.lobe!r}")
         if self.report not in ("positive", "uncertain", "omitted"):
-            raise ValueError(f"Finding.report must be positive, uncertain or omitted, "
-                             f"got {self.report!r}")
+            raise ValueError(
+                f"Finding.report must be positive, uncertain or omitted, got {self.report!r}"
+            )
         if len(self.detail) < DETAIL:
             raise ValueError(f"Finding.detail needs {DETAIL} uniforms, got {len(self.detail)}")
 
@@ -233,8 +240,11 @@ def _findings(u: Draws) -> dict[str, Finding]:
         severity = 0.04 + 0.96 * u()
         lobe = ""
         if name == "Consolidation":
-            lobes = {"lower": 0.55, "upper": 0.25, "middle": 0.2} if side == "right" else {
-                "lower": 0.65, "upper": 0.35}
+            lobes = (
+                {"lower": 0.55, "upper": 0.25, "middle": 0.2}
+                if side == "right"
+                else {"lower": 0.65, "upper": 0.35}
+            )
             lobe = u.choose(lobes)
         p_hedge = P_HEDGE_SUBTLE if severity < SUBTLE else P_HEDGE_CLEAR
         x = u()

@@ -163,8 +163,11 @@ def _kerley(canvas, g, f: Finding, b) -> None:
     bottom_l = int((g.costophrenic("left") - 0.03) * size)
     wall_r = int((g.cx - g.half_width + 0.005) * size)
     wall_l = int((g.cx + g.half_width - 0.005) * size)
-    canvas.add_points(np.concatenate([rows + bottom_r, rows + bottom_l]),
-                      np.concatenate([cols + wall_r, wall_l - cols]), scale)
+    canvas.add_points(
+        np.concatenate([rows + bottom_r, rows + bottom_l]),
+        np.concatenate([cols + wall_r, wall_l - cols]),
+        scale,
+    )
 
 
 def _bronchograms(canvas, f: Finding, patch, x0: float, y0: float, b) -> None:
@@ -195,8 +198,14 @@ def _ett(canvas, g, param) -> None:
 
 
 def _jugular(canvas, g, param) -> None:
-    pts = np.array([[g.cx - 0.13, 0.0], [g.cx - 0.08, 0.09], [g.cx - 0.04, 0.16],
-                    [g.cx - 0.035 + g.shift, g.carina + 0.02 + 0.03 * param]])
+    pts = np.array(
+        [
+            [g.cx - 0.13, 0.0],
+            [g.cx - 0.08, 0.09],
+            [g.cx - 0.04, 0.16],
+            [g.cx - 0.035 + g.shift, g.carina + 0.02 + 0.03 * param],
+        ]
+    )
     canvas.add_points(*_pixels(pts, canvas.size), 0.3)
 
 
@@ -211,26 +220,40 @@ def _picc(canvas, g, param) -> None:
 
 def _ng(canvas, g, param) -> None:
     stomach = g.dome_l + 0.07 + 0.03 * param
-    pts = np.array([[g.cx + 0.01, 0.0], [g.cx + 0.015 + g.shift, g.carina + 0.1],
-                    [g.cx + 0.03, g.dome_l + 0.02], [g.cx + 0.12, stomach],
-                    [g.cx + 0.17, stomach - 0.01]])
+    pts = np.array(
+        [
+            [g.cx + 0.01, 0.0],
+            [g.cx + 0.015 + g.shift, g.carina + 0.1],
+            [g.cx + 0.03, g.dome_l + 0.02],
+            [g.cx + 0.12, stomach],
+            [g.cx + 0.17, stomach - 0.01],
+        ]
+    )
     canvas.add_points(*_pixels(pts, canvas.size, 2), 0.28)
 
 
 def _pacemaker(canvas, g, param) -> None:
     size = canvas.size
     x0, y0 = g.cx + 0.22 + 0.04 * param, g.apex + 0.07
-    canvas.add_rect(int((y0 - 0.025) * size), int((y0 + 0.025) * size) + 1,
-                    int((x0 - 0.035) * size), int((x0 + 0.035) * size) + 1, 0.7)  # metal
+    canvas.add_rect(
+        int((y0 - 0.025) * size),
+        int((y0 + 0.025) * size) + 1,
+        int((x0 - 0.035) * size),
+        int((x0 + 0.035) * size) + 1,
+        0.7,
+    )  # metal
     leads = []
-    for end in ((g.cx - 0.02 + g.shift, g.heart_y - 0.6 * g.heart_h),
-                (g.cx + g.heart_x + 0.3 * g.heart_w, g.heart_y + 0.4 * g.heart_h)):
-        pts = np.array([[x0, y0], [g.cx - 0.02, g.apex + 0.1], [g.cx - 0.03, g.carina + 0.05],
-                        list(end)])
+    for end in (
+        (g.cx - 0.02 + g.shift, g.heart_y - 0.6 * g.heart_h),
+        (g.cx + g.heart_x + 0.3 * g.heart_w, g.heart_y + 0.4 * g.heart_h),
+    ):
+        pts = np.array(
+            [[x0, y0], [g.cx - 0.02, g.apex + 0.1], [g.cx - 0.03, g.carina + 0.05], list(end)]
+        )
         leads.append(_pixels(pts, size))
-    canvas.add_points(np.concatenate([r for r, _ in leads]),
-                      np.concatenate([c for _, c in leads]), 0.35)
+    canvas.add_points(
+        np.concatenate([r for r, _ in leads]), np.concatenate([c for _, c in leads]), 0.35
+    )
 
 
-_DEVICES = {"ett": _ett, "jugular": _jugular, "picc": _picc, "ng": _ng,
-            "pacemaker": _pacemaker}
+_DEVICES = {"ett": _ett, "jugular": _jugular, "picc": _picc, "ng": _ng, "pacemaker": _pacemaker}

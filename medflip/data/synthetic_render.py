@@ -87,10 +87,19 @@ def geometry(study: Study) -> Geometry:
     heart_h = a.heart_aspect * heart_w
     dome_mid = 0.5 * (dome_r + dome_l)
     return Geometry(
-        cx=a.cx, apex=a.apex, dome_r=dome_r, dome_l=dome_l, curv=a.dome_curv,
-        half_width=a.half_width, ctr=float(ctr), heart_w=heart_w, heart_h=heart_h,
-        heart_x=shift + a.heart_shift * heart_w, heart_y=dome_mid - 0.45 * heart_h,
-        shift=shift, carina=a.apex + 0.19,
+        cx=a.cx,
+        apex=a.apex,
+        dome_r=dome_r,
+        dome_l=dome_l,
+        curv=a.dome_curv,
+        half_width=a.half_width,
+        ctr=float(ctr),
+        heart_w=heart_w,
+        heart_h=heart_h,
+        heart_x=shift + a.heart_shift * heart_w,
+        heart_y=dome_mid - 0.45 * heart_h,
+        shift=shift,
+        carina=a.apex + 0.19,
     )
 
 

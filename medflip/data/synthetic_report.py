@@ -40,14 +40,18 @@ POSITIVE = {
         ("{Sev} pulmonary edema.", {"Edema": P}),
         ("There is {sev} pulmonary edema.", {"Edema": P}),
         ("{Sev} interstitial pulmonary edema with Kerley B lines.", {"Edema": P}),
-        ("Perihilar haziness and vascular indistinctness consistent with {sev} pulmonary "
-         "edema.", {"Edema": P}),
+        (
+            "Perihilar haziness and vascular indistinctness consistent with {sev} pulmonary edema.",
+            {"Edema": P},
+        ),
     ],
     "Consolidation": [
         ("{Sev} consolidation in the {where}.", {"Consolidation": P}),
         ("{Where} consolidation with air bronchograms.", {"Consolidation": P}),
-        ("Patchy opacity in the {where} consistent with {sev} consolidation.",
-         {"Consolidation": P, **_OP}),
+        (
+            "Patchy opacity in the {where} consistent with {sev} consolidation.",
+            {"Consolidation": P, **_OP},
+        ),
         ("There is {sev} airspace consolidation in the {where}.", {"Consolidation": P}),
     ],
     "Atelectasis": [
@@ -64,8 +68,10 @@ POSITIVE = {
 }
 # Extra wording for a trace effusion (blunted costophrenic angle only).
 TRACE_EFFUSION = [
-    ("Blunting of the {side} costophrenic angle{s}, consistent with trace pleural "
-     "effusion{s}.", {"Pleural Effusion": P}),
+    (
+        "Blunting of the {side} costophrenic angle{s}, consistent with trace pleural effusion{s}.",
+        {"Pleural Effusion": P},
+    ),
 ]
 
 # Present (usually subtle) findings, reported in uncertain words.
@@ -94,8 +100,10 @@ UNCERTAIN = {
     ],
 }
 # Used for an uncertain lower-zone atelectasis or consolidation when the other is absent.
-EITHER = ("Findings at {at_base} may represent atelectasis versus consolidation.",
-          {"Atelectasis": U, "Consolidation": U})
+EITHER = (
+    "Findings at {at_base} may represent atelectasis versus consolidation.",
+    {"Atelectasis": U, "Consolidation": U},
+)
 
 # Absent findings, sometimes negated.
 NEGATIVE = {
@@ -128,19 +136,25 @@ NEGATIVE = {
 # Joint negations (consolidation and effusion both absent).
 NEGATIVE_JOINT = [
     ("No focal consolidation or pleural effusion.", {"Consolidation": N, "Pleural Effusion": N}),
-    ("No focal consolidation, pleural effusion, or pneumothorax.",
-     {"Consolidation": N, "Pleural Effusion": N, "Pneumothorax": N}),
+    (
+        "No focal consolidation, pleural effusion, or pneumothorax.",
+        {"Consolidation": N, "Pleural Effusion": N, "Pneumothorax": N},
+    ),
 ]
 
 DEVICES = {
     "ett": [
         ("Endotracheal tube terminates {cm} cm above the carina.", {"Support Devices": P}),
-        ("Endotracheal tube in standard position, {cm} cm above the carina.",
-         {"Support Devices": P}),
+        (
+            "Endotracheal tube in standard position, {cm} cm above the carina.",
+            {"Support Devices": P},
+        ),
     ],
     "jugular": [
-        ("Right internal jugular central venous catheter terminates in the mid SVC.",
-         {"Support Devices": P}),
+        (
+            "Right internal jugular central venous catheter terminates in the mid SVC.",
+            {"Support Devices": P},
+        ),
         ("Right IJ catheter tip projects over the SVC.", {"Support Devices": P}),
     ],
     "picc": [
@@ -148,20 +162,23 @@ DEVICES = {
         ("Right upper extremity PICC with tip in the SVC.", {"Support Devices": P}),
     ],
     "ng": [
-        ("Enteric tube courses below the diaphragm, tip in the stomach.",
-         {"Support Devices": P}),
+        ("Enteric tube courses below the diaphragm, tip in the stomach.", {"Support Devices": P}),
         ("Nasogastric tube terminates in the stomach.", {"Support Devices": P}),
     ],
     "pacemaker": [
-        ("Left chest wall pacemaker with leads in the right atrium and right ventricle.",
-         {"Support Devices": P}),
+        (
+            "Left chest wall pacemaker with leads in the right atrium and right ventricle.",
+            {"Support Devices": P},
+        ),
         ("Dual-lead pacemaker device projects over the left chest.", {"Support Devices": P}),
     ],
 }
 
 # Distractors: look-alikes and negations of things the images never show.
-NO_PNEUMOTHORAX = [("No pneumothorax.", {"Pneumothorax": N}),
-                   ("There is no pneumothorax.", {"Pneumothorax": N})]
+NO_PNEUMOTHORAX = [
+    ("No pneumothorax.", {"Pneumothorax": N}),
+    ("There is no pneumothorax.", {"Pneumothorax": N}),
+]
 MEDIASTINUM = ("The mediastinal contours are normal.", {"Enlarged Cardiomediastinum": N})
 LUNGS_CLEAR = ("The lungs are clear.", {})
 OTHER_DISTRACTORS = [
@@ -174,28 +191,53 @@ OTHER_DISTRACTORS = [
 
 # IMPRESSION lines for reported findings (positive); uncertain ones reuse UNCERTAIN.
 IMPRESSION = {
-    "Cardiomegaly": [("{Sev} cardiomegaly.", {"Cardiomegaly": P}),
-                     ("Cardiomegaly.", {"Cardiomegaly": P})],
-    "Edema": [("{Sev} pulmonary edema.", {"Edema": P}),
-              ("Findings consistent with {sev} pulmonary edema.", {"Edema": P})],
-    "Consolidation": [("{Where} consolidation.", {"Consolidation": P}),
-                      ("{Where} consolidation, concerning for pneumonia.",
-                       {"Consolidation": P, "Pneumonia": U})],
+    "Cardiomegaly": [
+        ("{Sev} cardiomegaly.", {"Cardiomegaly": P}),
+        ("Cardiomegaly.", {"Cardiomegaly": P}),
+    ],
+    "Edema": [
+        ("{Sev} pulmonary edema.", {"Edema": P}),
+        ("Findings consistent with {sev} pulmonary edema.", {"Edema": P}),
+    ],
+    "Consolidation": [
+        ("{Where} consolidation.", {"Consolidation": P}),
+        ("{Where} consolidation, concerning for pneumonia.", {"Consolidation": P, "Pneumonia": U}),
+    ],
     "Atelectasis": [("{Base} atelectasis.", {"Atelectasis": P})],
     "Pleural Effusion": [("{Sev} {side} pleural effusion{s}.", {"Pleural Effusion": P})],
 }
-NORMAL_IMPRESSION = [("No acute cardiopulmonary process.", {}),
-                     ("No acute cardiopulmonary abnormality.", {}),
-                     ("No acute intrathoracic process.", {})]
+NORMAL_IMPRESSION = [
+    ("No acute cardiopulmonary process.", {}),
+    ("No acute cardiopulmonary abnormality.", {}),
+    ("No acute intrathoracic process.", {}),
+]
 
-EXAMINATION = {"PA": ["CHEST (PA AND LAT)", "CHEST (PA)"],
-               "AP": ["CHEST (PORTABLE AP)", "CHEST (AP)"]}
-INDICATION = ["Shortness of breath.", "Cough.", "Fever and cough.", "Chest pain.",
-              "Dyspnea.", "Hypoxia.", "Preoperative evaluation.", "Follow-up.",
-              "Weakness.", "Routine evaluation.", "Tachypnea.", "Hypotension."]
+EXAMINATION = {
+    "PA": ["CHEST (PA AND LAT)", "CHEST (PA)"],
+    "AP": ["CHEST (PORTABLE AP)", "CHEST (AP)"],
+}
+INDICATION = [
+    "Shortness of breath.",
+    "Cough.",
+    "Fever and cough.",
+    "Chest pain.",
+    "Dyspnea.",
+    "Hypoxia.",
+    "Preoperative evaluation.",
+    "Follow-up.",
+    "Weakness.",
+    "Routine evaluation.",
+    "Tachypnea.",
+    "Hypotension.",
+]
 
-P_NEGATE = {"Cardiomegaly": 0.65, "Edema": 0.35, "Consolidation": 0.5,
-            "Atelectasis": 0.15, "Pleural Effusion": 0.5}
+P_NEGATE = {
+    "Cardiomegaly": 0.65,
+    "Edema": 0.35,
+    "Consolidation": 0.5,
+    "Atelectasis": 0.15,
+    "Pleural Effusion": 0.5,
+}
 
 _SEV3 = ("mild", "moderate", "severe")
 _SEV_WORDS = {"Consolidation": ("small", "moderate", "large")}
@@ -218,7 +260,8 @@ def _slots(name: str, finding, u: Draws) -> dict[str, str]:
         "sev": sev,
         "sevly": {"mild": "mildly", "moderate": "moderately", "severe": "severely"}.get(sev, ""),
         "side": side,
-        "base": ("bibasilar" if u() < 0.6 else "bilateral basilar") if bilateral
+        "base": ("bibasilar" if u() < 0.6 else "bilateral basilar")
+        if bilateral
         else f"{side} basilar",
         "at_base": "both lung bases" if bilateral else f"the {side} lung base",
         "where": f"{side} {finding.lobe} lobe",
@@ -310,8 +353,13 @@ def write_report(study: Study, draws: Draws | np.random.Generator) -> tuple[str,
     """The report for `study` and its coded labels (float32 [14], OBSERVATIONS order).
     `draws`: what `sample_study` returned beside the study (or any Generator)."""
     w = _Writer(draws if isinstance(draws, Draws) else Draws(draws))
-    sections: dict[str, list[str]] = {"devices": [], "heart": [], "lungs": [], "pleura": [],
-                                      "other": []}
+    sections: dict[str, list[str]] = {
+        "devices": [],
+        "heart": [],
+        "lungs": [],
+        "pleura": [],
+        "other": [],
+    }
     for name, param in study.devices.items():
         if study.device_report.get(name, True):
             sections["devices"].append(w.say(w.pick(DEVICES[name]), {"cm": 2 + round(4 * param)}))
@@ -326,8 +374,10 @@ def write_report(study: Study, draws: Draws | np.random.Generator) -> tuple[str,
     _distractors(w, study, sections)
     findings = " ".join(s for part in sections.values() for s in part)
     impression = " ".join(_impression(w, study, slots))
-    text = (f"EXAMINATION: {w.pick(EXAMINATION[study.anatomy.view])}\n"
-            f"INDICATION: {w.pick(INDICATION)}\n"
-            f"FINDINGS: {findings}\n"
-            f"IMPRESSION: {impression}")
+    text = (
+        f"EXAMINATION: {w.pick(EXAMINATION[study.anatomy.view])}\n"
+        f"INDICATION: {w.pick(INDICATION)}\n"
+        f"FINDINGS: {findings}\n"
+        f"IMPRESSION: {impression}"
+    )
     return text, code_labels(w.codes)

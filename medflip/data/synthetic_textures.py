@@ -177,8 +177,7 @@ def _vessel_tree(size: int, rng) -> list[tuple[np.ndarray, np.ndarray, float]]:
             if width > 0.2:
                 for turn in (-1, 1):
                     spread = turn * rng.uniform(0.25, 0.55)
-                    stack.append((xs[-1], ys[-1], angles[-1] + spread, length * 0.78,
-                                  width * 0.7))
+                    stack.append((xs[-1], ys[-1], angles[-1] + spread, length * 0.78, width * 0.7))
     return out
 
 
@@ -220,8 +219,9 @@ def banks(size: int) -> Banks:
     for half_width in WIDTHS:
         for tree in trees:
             # stored pre-scaled by their density: one add per image, not two
-            ribs.append(RIB_DENSITY * _blur(_ribs(shape, size, pad, half_width, rng),
-                                            0.35 * size / 128))
+            ribs.append(
+                RIB_DENSITY * _blur(_ribs(shape, size, pad, half_width, rng), 0.35 * size / 128)
+            )
             sharp, soft = _vessels(tree, shape, size, pad, half_width, blur=1.8)
             vessels.append(VESSEL_DENSITY * sharp)
             blurred.append(VESSEL_DENSITY * soft)
@@ -239,11 +239,20 @@ def banks(size: int) -> Banks:
     mottle = _blur(rng.standard_normal((2 * grid, 2 * grid)).astype(np.float32), 1.5 * 2 / f)
     mottle *= MOTTLE_DENSITY / mottle.std()
     return Banks(
-        size=size, grid=grid, f=f, pad=pad,
-        u0=u0.copy(), v0=v0.copy(), frames=frames,
-        bones=bones, vessels=to_phases(np.stack(vessels), f),
+        size=size,
+        grid=grid,
+        f=f,
+        pad=pad,
+        u0=u0.copy(),
+        v0=v0.copy(),
+        frames=frames,
+        bones=bones,
+        vessels=to_phases(np.stack(vessels), f),
         vessels_blur=to_phases(np.stack(blurred), f),
         noise=rng.standard_normal((f, f, 2 * grid, 2 * grid), dtype=np.float32),
         mottle=mottle.astype(np.float32),
-        bubble=bubble, breasts=breasts, breast_low=breast_low, kerley=_kerley(size, rng),
+        bubble=bubble,
+        breasts=breasts,
+        breast_low=breast_low,
+        kerley=_kerley(size, rng),
     )
