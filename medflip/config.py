@@ -38,6 +38,9 @@ class DataConfig:
     shuffle_reports: bool = False  # control run: reports permuted across images (no pairing)
 
 
+    # report text the soft-target labels come from: findings_impression (what the text tower
+    # reads) | impression (CheXpert's rule; a dataset's label table wins)
+    label_text: str = "findings_impression"
 @dataclass(frozen=True)
 class ModelConfig:
     image_width: int = 192  # ViT-Tiny width: small enough for 2 CPU cores
@@ -119,6 +122,7 @@ CHOICES = {
     "data.source": ("synthetic", "mimic-cxr", "chexpert", "openi", "manifest"),
     "mask.variant": ("none", "image", "text", "both"),
     "loss.kind": ("clip", "medclip", "medflip"),
+    "data.label_text": ("findings_impression", "impression"),
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("fp32", "bf16", "fp16"),
 }

@@ -178,3 +178,62 @@ def make_openi(root: str, image_dir: str = "NLMCXR_png") -> None:
                 write_image(os.path.join(root, image_dir, f"{name}.png"))
     with open(os.path.join(xml_dir, "4.xml"), "w") as fh:
         fh.write("<eCitation><unclosed>")
+
+
+# Reports as real ones read: the IMPRESSION says only "no acute disease" while the FINDINGS
+# state what the image shows. (findings, impression, positives the report states)
+FINDINGS_ONLY_REPORTS = [
+    (
+        "The heart is enlarged. The lungs are clear.",
+        "No acute cardiopulmonary disease.",
+        ("Cardiomegaly",),
+    ),
+    (
+        "Streaky opacity at the left lung base consistent with atelectasis. No pleural effusion.",
+        "No acute cardiopulmonary process.",
+        ("Lung Opacity", "Atelectasis"),
+    ),
+    ("Old healed right rib fracture. The lungs are clear.", "No acute disease.", ("Fracture",)),
+    (
+        "Small right pleural effusion. Heart size is normal.",
+        "No acute cardiopulmonary abnormality.",
+        ("Pleural Effusion",),
+    ),
+    (
+        "Mild cardiomegaly. Left basilar atelectasis.",
+        "Stable appearance of the chest.",
+        ("Cardiomegaly", "Atelectasis"),
+    ),
+    (
+        "Dense right upper lobe consolidation.",
+        "Right upper lobe pneumonia.",
+        ("Consolidation", "Pneumonia"),
+    ),
+    (
+        "Heart size is normal. Small left pleural effusion.",
+        "Small left pleural effusion.",
+        ("Pleural Effusion",),
+    ),
+    (
+        "Right PICC line with tip in the SVC. The lungs are clear.",
+        "No acute findings.",
+        ("Support Devices",),
+    ),
+]
+
+
+def make_openi_findings_only(root: str) -> dict[str, tuple[str, ...]]:
+    """OpenI tree of FINDINGS_ONLY_REPORTS, one image each; returns study id -> positives."""
+    xml_dir = os.path.join(root, "ecgen-radiology")
+    os.makedirs(xml_dir, exist_ok=True)
+    truth = {}
+    for k, (findings, impression, positives) in enumerate(FINDINGS_ONLY_REPORTS):
+        uid, image = f"CXR{100 + k}", f"CXR{100 + k}_1_IM-0001-1001"
+        tags = f'<parentImage id="{image}"><figureId>F1</figureId></parentImage>'
+        with open(os.path.join(xml_dir, f"{100 + k}.xml"), "w") as fh:
+            fh.write(
+                OPENI_XML.format(uid=uid, impression=impression, findings=findings, images=tags)
+            )
+        write_image(os.path.join(root, "NLMCXR_png", f"{image}.png"), seed=k)
+        truth[uid] = positives
+    return truth

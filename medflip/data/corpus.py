@@ -171,11 +171,13 @@ def records_corpus(records: list[Record], image_size: int, texts: list[str]) -> 
     """Real records (one image each) with the given training texts; images decoded lazily."""
     codes: dict[str, int] = {}
     groups = np.array([codes.setdefault(r.study_id, len(codes)) for r in records], np.int64)
-    labels = (
-        np.stack([r.labels for r in records]).astype(np.float32)
-        if records
-        else np.zeros((0, 14), np.float32)
-    )
-    return Corpus(
-        list(texts), labels, labels, groups, image_size, paths=[r.image_path for r in records]
-    )
+
+    def stack(vectors) -> np.ndarray:  # [N, 14]
+        vectors = list(vectors)
+        return np.stack(vectors).astype(np.float32) if vectors else np.zeros((0, 14), np.float32)
+
+    # soft targets: the labels of the text the tower reads; the image: its study's labels
+    text_labels = stack(r.labels if r.text_labels is None else r.text_labels for r in records)
+    labels = stack(r.labels for r in records)
+    paths = [r.image_path for r in records]
+    return Corpus(list(texts), text_labels, labels, groups, image_size, paths=paths)

@@ -38,15 +38,20 @@ TOKENIZER_TEXTS = 4000  # synthetic reports the WordPiece vocabulary is learned 
 
 
 @functools.lru_cache(maxsize=2)
-def _train_corpus(source: str, root: str, seed: int, num_train: int, image_size: int) -> Corpus:
+def _train_corpus(
+    source: str, root: str, seed: int, num_train: int, image_size: int, label_text: str
+) -> Corpus:
     if source == "synthetic":
         if num_train > EVAL_OFFSET:
             raise ValueError(
                 f"data.num_train: {num_train} would reach the evaluation studies "
                 f"(indices from {EVAL_OFFSET})"
             )
-        return synthetic_corpus(seed, 0, num_train, image_size)
-    train, _ = sources.partition(sources.cached_records(source, root).records)
+        corpus = synthetic_corpus(seed, 0, num_train, image_size)
+        if label_text != sources.DEFAULT_LABEL_TEXT:  # the generator codes every sentence
+            corpus.labels = synthetic_policy_labels(seed, num_train, label_text)
+        return corpus
+    train, _ = sources.partition(sources.cached_records(source, root, label_text).records)
     if not train:
         raise sources.SourceError(f"{root}: no training records (all patients are held out)")
     made = sum(r.report is None for r in train)
@@ -65,7 +70,16 @@ def train_corpus(cfg: Config) -> Corpus:
     """The studies training draws from (per process cached): synthetic indices
     [0, data.num_train) or the frontal training records of a real source."""
     d = cfg.data
-    return _train_corpus(d.source, d.root, d.seed, d.num_train, d.image_size)
+    return _train_corpus(d.source, d.root, d.seed, d.num_train, d.image_size, d.label_text)
+
+
+def synthetic_policy_labels(seed: int, num_train: int, label_text: str) -> np.ndarray:
+    """float32 [N, 14]: the synthetic reports relabelled by the extractor under `label_text`
+    (the generator's own codes cover every sentence, i.e. findings + impression)."""
+    from medflip.data.synthetic import SyntheticCXR
+
+    reports = SyntheticCXR(seed, num_train).reports(range(num_train))
+    return np.stack([sources.text_labels(text, label_text) for text, _ in reports])
 
 
 def build_tokenizer(cfg: Config):

@@ -12,7 +12,7 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from medflip.data.labels import OBSERVATIONS, label_vector
+from medflip.data.labels import OBSERVATIONS
 from medflip.data.sources import (
     Record,
     SkipCounts,
@@ -22,6 +22,7 @@ from medflip.data.sources import (
     parse_labels,
     read_csv,
     require_dir,
+    soft_target_labels,
     training_text,
 )
 
@@ -90,8 +91,9 @@ def _mimic_study_reports(root: str, skipped: SkipCounts):
     return lookup
 
 
-def read_mimic(root: str, skipped: SkipCounts) -> list[Record]:
-    """MIMIC-CXR-JPG + reports. CSV labels win; else `extract_labels` on the report."""
+def read_mimic(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
+    """MIMIC-CXR-JPG + reports. CSV labels are the study's labels; the soft targets follow
+    the label policy (`sources.soft_target_labels`)."""
     root = require_dir(root, "MIMIC-CXR-JPG: files/ and mimic-cxr-2.*-metadata.csv(.gz)")
     if not os.path.isdir(os.path.join(root, "files")):
         raise SourceError(f"{root}: no files/ directory (expected files/pXX/pNNNNNNNN/sNNNNNNNN/)")
@@ -116,26 +118,16 @@ def read_mimic(root: str, skipped: SkipCounts) -> list[Record]:
             skipped.add("missing image", path)
             continue
         raw = report_of(subject, study)
-        report = training_text(raw) if raw else None
-        labels = table_labels.get((subject, study))
-        if labels is None and raw is not None:
-            if (subject, study) not in derived:  # one extraction per study, not per image
-                derived[(subject, study)] = label_vector(raw)
-            labels = derived[(subject, study)]
-        if labels is None:
+        table = table_labels.get((subject, study))
+        if table is None and raw is None:
             skipped.add("no report and no labels", path)
             continue
-        records.append(
-            Record(
-                path,
-                report,
-                labels,
-                subject,
-                study,
-                row["ViewPosition"] or "",
-                splits.get(dicom, ""),
-            )
-        )
+        if (subject, study) not in derived:  # one extraction per study, not per image
+            derived[(subject, study)] = soft_target_labels(table, raw, label_text)
+        labels, text = derived[(subject, study)]
+        view, split = row["ViewPosition"] or "", splits.get(dicom, "")
+        report = training_text(raw) if raw else None
+        records.append(Record(path, report, labels, subject, study, view, split, text))
     return records
 
 
@@ -172,8 +164,9 @@ def _chexpert_table(base: str, table: str, split: str, skipped: SkipCounts) -> l
     return records
 
 
-def read_chexpert(root: str, skipped: SkipCounts) -> list[Record]:
-    """CheXpert train/valid(/test) CSVs; images without reports (report None)."""
+def read_chexpert(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
+    """CheXpert train/valid(/test) CSVs; images without reports (report None), so the
+    label policy does not apply: soft targets use the table."""
     root = require_dir(root, "CheXpert: train.csv and valid.csv")
     base = next(
         (
@@ -218,7 +211,7 @@ def _openi_report(tree: ET.ElementTree) -> str:
     return "\n".join(f"{k}: {v}" for k, v in sorted(parts.items()) if v)
 
 
-def read_openi(root: str, skipped: SkipCounts) -> list[Record]:
+def read_openi(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
     """IU-Xray: one XML report per study, several PNGs (`parentImage` ids) per report."""
     root = require_dir(root, "OpenI: ecgen-radiology/*.xml and NLMCXR_png/ (or images/)")
     xml_dir = os.path.join(root, "ecgen-radiology")
@@ -236,7 +229,8 @@ def read_openi(root: str, skipped: SkipCounts) -> list[Record]:
         if not raw:
             skipped.add("empty report", xml_path)
             continue
-        report, labels = training_text(raw), label_vector(raw)
+        report = training_text(raw)
+        labels, text = soft_target_labels(None, raw, label_text)
         uid = tree.find("uId")
         study = uid.get("id") if uid is not None and uid.get("id") else os.path.basename(xml_path)
         for node in tree.iter("parentImage"):
@@ -252,7 +246,7 @@ def read_openi(root: str, skipped: SkipCounts) -> list[Record]:
             if path is None:
                 skipped.add("missing image", name)
                 continue
-            records.append(Record(path, report, labels, study, study))
+            records.append(Record(path, report, labels, study, study, text_labels=text))
     return records
 
 
@@ -290,8 +284,9 @@ def _clean(value) -> str:
     return str(value).strip()
 
 
-def read_manifest(root: str, skipped: SkipCounts) -> list[Record]:
-    """A CSV/Parquet table; label columns win, else labels are extracted from `report`."""
+def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
+    """A CSV/Parquet table; label columns are the study's labels, else they are extracted
+    from `report`; the soft targets follow the label policy."""
     path = _manifest_path(root)
     rows, columns = _manifest_rows(path)
     if "image_path" not in columns:
@@ -310,20 +305,18 @@ def read_manifest(root: str, skipped: SkipCounts) -> list[Record]:
         if report is None and "report" in columns:
             skipped.add("empty report", f"{path} row {k + 2}")
         try:
-            labels = (
-                parse_labels(row, path)
-                if has_labels
-                else (label_vector(raw) if report else _NO_LABELS.copy())
-            )
+            table = parse_labels(row, path) if has_labels else None
         except ValueError:
             skipped.add("bad label value", f"{path} row {k + 2}")
             continue
+        labels, text = soft_target_labels(table, raw if report else None, label_text)
+        if labels is None:
+            labels = text = _NO_LABELS.copy()
         if report is None and np.isnan(labels).all():
             skipped.add("no report and no labels", image)
             continue
         patient = _clean(row.get("patient_id")) or _clean(row.get("study_id")) or image
         study = _clean(row.get("study_id")) or image
-        records.append(
-            Record(image, report, labels, patient, study, _clean(row.get("view")), split)
-        )
+        view = _clean(row.get("view"))
+        records.append(Record(image, report, labels, patient, study, view, split, text))
     return records

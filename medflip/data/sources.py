@@ -75,6 +75,9 @@ class Record:
     study_id: str
     view: str = ""  # "PA", "AP", "LATERAL", ... ("" = unknown)
     split: str = ""  # "train" | "validate" | "test"
+    # float32 [14]: the labels of the text the tower reads, under the label policy
+    # (`text_labels`); None = no report (soft targets then use `labels`).
+    text_labels: np.ndarray | None = None
 
 
 @dataclass
@@ -152,6 +155,35 @@ def training_text(report: str) -> str:
         return text
     paragraphs = [p for p in re.split(r"\n\s*\n", report) if p.strip()]
     return " ".join(paragraphs[-1].split()) if paragraphs else ""
+
+
+# The report text the labels behind the soft targets are extracted from (data.label_text).
+# "findings_impression": the text the tower reads (`training_text`), so a finding stated
+# only in FINDINGS is in the soft targets; "impression": CheXpert's rule (IMPRESSION, else
+# FINDINGS; a dataset's own label table wins).
+LABEL_TEXTS = ("findings_impression", "impression")
+DEFAULT_LABEL_TEXT = LABEL_TEXTS[0]
+
+
+def text_labels(raw: str, label_text: str) -> np.ndarray:
+    """float32 [14] for a raw report under policy `label_text` (one decision, every reader)."""
+    if label_text not in LABEL_TEXTS:
+        raise SourceError(f"data.label_text: {label_text!r} is not one of {', '.join(LABEL_TEXTS)}")
+    if label_text == "impression":
+        return labeling.label_vector(raw)
+    return labeling.label_vector(training_text(raw))
+
+
+def soft_target_labels(table: np.ndarray | None, raw: str | None, label_text: str):
+    """(labels, text_labels) of one study: `labels` (evaluation, what the image shows) is
+    the dataset's own table when it has one, else the text's; `text_labels` (soft targets)
+    follow the policy -- CheXpert's rule keeps the table, the default reads the text."""
+    derived = None
+    if raw is not None and not (label_text == "impression" and table is not None):
+        derived = text_labels(raw, label_text)
+    if derived is None:
+        derived = table
+    return (table if table is not None else derived), derived
 
 
 # ---------------------------------------------------------------- helpers
@@ -232,7 +264,7 @@ def _version_key(path: str) -> tuple:
 # ---------------------------------------------------------------- entry point
 
 
-def load_records(source: str, root: str) -> LoadedSource:
+def load_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT) -> LoadedSource:
     """Read `root` in the published layout of `source` into records (+ what was skipped).
 
     Raises `SourceError` if the root or a required metadata file is missing; everything
@@ -249,7 +281,7 @@ def load_records(source: str, root: str) -> LoadedSource:
     if source not in table:
         raise SourceError(f"data.source: {source!r} is not one of {', '.join(table)}")
     skipped = SkipCounts()
-    records = table[source](root, skipped)
+    records = table[source](root, skipped, label_text)
     fill_splits(records)
     skipped.log(f"{source} at {root}")
     if not records:
@@ -259,9 +291,9 @@ def load_records(source: str, root: str) -> LoadedSource:
 
 
 @functools.lru_cache(maxsize=2)
-def cached_records(source: str, root: str) -> LoadedSource:
+def cached_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT) -> LoadedSource:
     """`load_records`, once per process: training data and evaluation sets share one read."""
-    return load_records(source, root)
+    return load_records(source, root, label_text)
 
 
 def is_frontal(view: str) -> bool:
