@@ -305,7 +305,12 @@ def validate(cfg: Config) -> None:
 
 def config_hash(cfg: Config) -> str:
     """Stable across processes and key order: sha1 of the sorted flat JSON, 12 hex digits."""
-    blob = json.dumps(flatten(cfg), sort_keys=True, separators=(",", ":"))
+    return flat_hash(flatten(cfg))
+
+
+def flat_hash(flat: dict[str, Any]) -> str:
+    """`config_hash` of a flat config as saved (a checkpoint's, a results row's)."""
+    blob = json.dumps(dict(flat), sort_keys=True, separators=(",", ":"))
     return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -325,3 +330,54 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
             raise unknown_key_error(key)
         out[key] = parse_value(key, text.strip())
     return out
+
+
+def _flat_items(table: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """TOML tables and dotted keys alike -> [(dotted key, value)]."""
+    out = []
+    for name, value in table.items():
+        if isinstance(value, dict):
+            out += _flat_items(value, f"{prefix}{name}.")
+        else:
+            out.append((f"{prefix}{name}", value))
+    return out
+
+
+def load_file(path: str) -> dict[str, Any]:
+    """`--config FILE`: a TOML file of dotted keys (`mask.image_ratio = 0.5`, or tables).
+
+    Each key is checked as `--set` checks it; every error names the file. `--set` items
+    are applied after the file, so they win.
+    """
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot read ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid TOML ({exc})") from None
+    out = {}
+    for key, value in _flat_items(table):
+        try:
+            if key not in KEYS:
+                raise unknown_key_error(key)
+            out[key] = _coerce(key, value)
+            _check_range(key, out[key])
+        except ConfigError as exc:
+            raise ConfigError(f"--config {path}: {exc}") from None
+    return out
+
+
+def overrides_from_cli(config_file: str | None, sets: list[str]) -> dict[str, Any]:
+    """The overrides of a command line: `--config FILE` first, then each `--set` (wins)."""
+    return {**(load_file(config_file) if config_file else {}), **parse_sets(sets)}
+
+
+if __name__ == "__main__":  # python -m medflip.config: the reference of every key
+    import sys
+
+    from medflip.config_doc import main
+
+    sys.exit(main())

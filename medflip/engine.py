@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from medflip import checkpoint
+from medflip import progress as progress_text
 from medflip.config import Config, to_json
 from medflip.run_parts import RunParts, autocast, build_parts, device_name
 
@@ -154,7 +155,7 @@ def _report(parts, progress, meter, started, status, report, evaluate_now=True) 
     eval_s = time.perf_counter() - eval_start
     metrics = _metrics(parts, progress, meter, started, status, evals)
     metrics["eval_time_s"] = eval_s
-    log.info(_progress_line(metrics))
+    log.info(_progress_line(metrics, parts.cfg))
     ckpt_dir = None
     if parts.rank == 0 and status != "diverged":
         ckpt_dir = tempfile.mkdtemp(prefix="medflip-ckpt-")
@@ -171,14 +172,9 @@ def _report(parts, progress, meter, started, status, report, evaluate_now=True) 
     return metrics
 
 
-def _progress_line(m: dict) -> str:
-    evals = " ".join(
-        f"{k}={m[k]:.3f}" for k in ("zeroshot_acc", "retrieval_i2t_p1", "probe_acc") if k in m
-    )
-    return (
-        f"step {m['step']:>6} loss {m['loss']:.4f} tau {m['temperature']:.4f} "
-        f"{m['throughput']:.0f} pairs/s train {m['train_time_s']:.0f}s {evals} [{m['status']}]"
-    )
+def _progress_line(m: dict, cfg: Config) -> str:
+    lr = cfg.optim.lr * lr_factor(m["step"], m["train_time_s"], cfg)  # the next step's
+    return progress_text.line(m, cfg, lr)
 
 
 def fit(

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 
-from medflip import config, results, variants
+from medflip import config, progress, results, resume, variants
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -39,12 +39,22 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="override a config key (repeatable), e.g. --set loss.kind=medflip",
     )
     p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="TOML file of dotted config keys (mask.image_ratio = 0.5); --set overrides it. "
+        "python -m medflip.config lists every key",
+    )
+    p.add_argument(
         "--out",
         default=None,
         help="output dir for results.parquet and checkpoint/ (default: runs/single-<config hash>)",
     )
     p.add_argument(
-        "--resume", action="store_true", help="continue from <out>/checkpoint if it exists"
+        "--resume",
+        action="store_true",
+        help="continue from <out>/checkpoint if it exists; refused if the config differs "
+        f"from the saved one in anything but {', '.join(resume.SAFE_TO_CHANGE)}",
     )
     p.add_argument("--quiet", action="store_true", help="only warnings and the final JSON line")
     return p.parse_args(argv)
@@ -70,11 +80,32 @@ def _json_safe(metrics: dict) -> dict:
     }
 
 
+def _resume_from(out: str, wanted: bool, cfg: config.Config) -> tuple[str | None, str]:
+    """The checkpoint to continue (None: start fresh) and the run's trial id.
+
+    Raises `resume.ResumeMismatch` when the saved run trained under other settings.
+    """
+    trial_id = f"single-{config.config_hash(cfg)}"
+    directory = os.path.join(out, "checkpoint")
+    if not wanted:
+        return None, trial_id
+    if not os.path.exists(os.path.join(directory, "state.pt")):
+        print(f"note: no checkpoint in {directory}; starting fresh", file=sys.stderr)
+        return None, trial_id
+    saved = resume.saved_config(directory)
+    resume.check(saved, config.flatten(cfg), f"the run in {out}", known=set(config.KEYS))
+    # The rows keep the run's first id, so a budget extended on resume stays one trial.
+    return directory, f"single-{config.flat_hash(saved)}"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        cfg = config.apply_overrides(variants.get(args.variant), config.parse_sets(args.sets))
-    except config.ConfigError as err:
+        overrides = config.overrides_from_cli(args.config, args.sets)
+        cfg = config.apply_overrides(variants.get(args.variant), overrides)
+        out = args.out or os.path.join("runs", f"single-{config.config_hash(cfg)}")
+        resume_dir, trial_id = _resume_from(out, args.resume, cfg)
+    except (config.ConfigError, resume.ResumeMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -83,15 +114,19 @@ def main(argv=None) -> int:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    log = logging.getLogger("medflip")
+    # The first start of a process spends most of its time importing the stack: say so.
+    log.info("loading torch, timm and transformers ...")
     from medflip import engine  # torch and the models load only once the config is valid
 
-    out = args.out or os.path.join("runs", f"single-{config.config_hash(cfg)}")
+    log.info(
+        "building the %s corpus, tokenizer and model (variant %s); budget: %s",
+        cfg.data.source,
+        args.variant,
+        _budget_text(cfg),
+    )
     os.makedirs(out, exist_ok=True)
-    resume = os.path.join(out, "checkpoint") if args.resume else None
-    if resume and not os.path.exists(os.path.join(resume, "state.pt")):
-        print(f"note: no checkpoint in {out}/checkpoint; starting fresh", file=sys.stderr)
-        resume = None
-    flat, trial_id = config.flatten(cfg), f"single-{config.config_hash(cfg)}"
+    flat = config.flatten(cfg)
     manifest = results.manifest(num_workers=1)
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
@@ -108,10 +143,19 @@ def main(argv=None) -> int:
         if checkpoint_dir:
             _keep_checkpoint(checkpoint_dir, out)
 
-    final = engine.fit(cfg, report=report, resume_from=resume)
-    logging.getLogger("medflip").info("results: %s", results.results_path(out))
+    final = engine.fit(cfg, report=report, resume_from=resume_dir)
+    if not args.quiet:
+        extra = {"results": str(results.results_path(out)), "checkpoint": f"{out}/checkpoint"}
+        print(progress.summary(final, extra), flush=True)
     print(json.dumps(_json_safe(final), sort_keys=True))
     return 0 if final["status"] == "completed" else 1
+
+
+def _budget_text(cfg: config.Config) -> str:
+    steps = f"{cfg.optim.max_steps} steps"
+    if cfg.optim.time_budget_s > 0:
+        return f"{steps} or {cfg.optim.time_budget_s:g} s of training, whichever comes first"
+    return steps
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from medflip.config import ConfigError, parse_sets
-from medflip.sweep import cluster
+from medflip.config import ConfigError, overrides_from_cli
+from medflip.sweep import cluster, settings
 from medflip.sweep.plan import (
     SCHEDULERS,
     Plan,
@@ -68,6 +68,13 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
     )
     add("--variant", default=None, help="base config (demo, paper, tiny); default demo")
     add(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="TOML file of dotted config keys for every trial; --set overrides it "
+        "(python -m medflip.config lists the keys)",
+    )
+    add(
         "--set",
         action="append",
         default=[],
@@ -108,7 +115,7 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         raise PlanError("--smoke-test runs the tiny variant; drop --variant")
     variant = "tiny" if args.smoke_test else (args.variant or "demo")
     try:
-        sets = parse_sets(args.set)
+        sets = overrides_from_cli(args.config, args.set)
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     fixed = fixed_overrides(space, variant, sets)
@@ -139,6 +146,10 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         report_poll_s=args.report_poll_s,
     )
     validate(plan)
+    if plan.resume:
+        note = settings.check(plan)
+        if note:
+            print(note, file=sys.stderr)
     return plan
 
 
@@ -217,6 +228,8 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         view = monitor.ProgressView(plan.num_trials, s.metrics[0], s.modes[0], concurrency)
         callbacks = [view, *callbacks]
         os.makedirs(plan.experiment_dir, exist_ok=True)
+        if not plan.resume:
+            settings.save(plan)
         cluster.record_job(plan.experiment_dir)
         if plan.resume:
             tuner = tuning.restore_tuner(plan, list(callbacks))
