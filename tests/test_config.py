@@ -99,3 +99,57 @@ def test_variants_valid_and_distinct():
     assert demo.data.source == "synthetic"
     with pytest.raises(ConfigError, match="variant"):
         variants.get("nope")
+
+
+def test_config_file_of_dotted_keys_and_tables_with_set_winning(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text('seed = 3\noptim.lr = 0.002\n[mask]\nimage_ratio = 0.25\nvariant = "image"\n')
+    got = config.overrides_from_cli(str(path), ["optim.lr=0.004"])
+    assert got == {"seed": 3, "optim.lr": 0.004, "mask.image_ratio": 0.25, "mask.variant": "image"}
+    cfg = apply_overrides(variants.get("tiny"), got)
+    assert (cfg.seed, cfg.optim.lr, cfg.mask.image_ratio) == (3, 0.004, 0.25)
+
+
+@pytest.mark.parametrize(
+    "text,fragment",
+    [
+        ("[optim]\nlrr = 1\n", "unknown config key 'optim.lrr'; did you mean optim.lr"),
+        ("mask.image_ratio = 2.0\n", "mask.image_ratio: 2.0 is outside [0.0, 0.95]"),
+        ("optim.batch_size = 'big'\n", "optim.batch_size: expected a number"),
+        ("optim.lr = \n", "not valid TOML"),
+    ],
+)
+def test_config_file_errors_name_the_file_and_the_key(tmp_path, text, fragment):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        config.load_file(str(path))
+    assert str(err.value).startswith(f"--config {path}: ") and fragment in str(err.value)
+
+
+def test_missing_config_file_is_one_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"--config .*nope\.toml: cannot read"):
+        config.load_file(str(tmp_path / "nope.toml"))
+
+
+def test_key_reference_lists_every_key_with_default_range_and_meaning():
+    from medflip import config_doc
+
+    assert set(config.KEYS) <= set(config_doc.MEANING), "a key without a meaning"
+    lines = config_doc.table("tiny").splitlines()[1:]
+    by_key = {line.split()[0]: line for line in lines}
+    assert set(by_key) == set(config.KEYS)
+    assert "32 *" in by_key["data.image_size"] and "[8, inf)" in by_key["data.image_size"]
+    assert "none | image | text | both" in by_key["mask.variant"]
+    assert "(0, 1]" in by_key["data.fraction"]  # the exclusive bound shows as such
+    assert by_key["optim.lr"].rstrip().endswith(config_doc.MEANING["optim.lr"])
+
+
+def test_python_m_medflip_config_prints_the_reference():
+    out = subprocess.run(
+        [sys.executable, "-m", "medflip.config", "--variant", "paper"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "model.image_width" in out and "768 *" in out and "paper differs from demo" in out

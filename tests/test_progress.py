@@ -1,0 +1,49 @@
+"""What a run prints: where it is against its budget, the ETA, the final summary table."""
+
+import math
+
+import pytest
+
+from medflip import progress, variants
+from medflip.config import apply_overrides
+
+
+def _cfg(**sets):
+    return apply_overrides(variants.get("tiny"), sets)
+
+
+def _m(**kw):
+    base = {"step": 10, "train_time_s": 5.0, "throughput": 32.0, "loss": 2.5}
+    return {**base, "temperature": 0.07, "status": "running", "eval_time_s": 1.0, **kw}
+
+
+def test_eta_for_a_step_budget_is_steps_left_at_the_pace_plus_evaluations():
+    cfg = _cfg(**{"optim.max_steps": 50, "optim.batch_size": 16, "eval.every_steps": 10})
+    # 40 steps left at 32 pairs/s of 16-pair steps = 20 s; 4 evaluations of 1 s each.
+    assert progress.eta_s(_m(), cfg) == pytest.approx(20.0 + 4 * 1.0)
+
+
+def test_eta_for_a_time_budget_stops_at_the_budget():
+    cfg = _cfg(**{"optim.max_steps": 100000, "optim.time_budget_s": 60.0, "eval.every_steps": 20})
+    # 55 s of training left at 2 steps/s = 110 steps = 5 evaluations.
+    assert progress.eta_s(_m(), cfg) == pytest.approx(55.0 + 5 * 1.0)
+    assert math.isnan(progress.eta_s(_m(throughput=float("nan")), _cfg()))
+
+
+def test_line_says_where_eta_lr_pace_and_the_latest_evaluation():
+    cfg = _cfg(**{"optim.max_steps": 50, "optim.time_budget_s": 60.0})
+    text = progress.line(_m(zeroshot_acc=0.4, probe_acc=float("nan")), cfg, lr=1.5e-4)
+    assert text.startswith("step 10/50 train 5/60s ETA ")
+    assert "lr 1.50e-04" in text and "32 pairs/s" in text and "zeroshot_acc=0.400" in text
+    assert "probe_acc" not in text and text.endswith("[running]")
+    assert "ETA" not in progress.line(_m(status="completed"), cfg, lr=0.0)
+
+
+def test_duration_and_summary_table():
+    assert [progress.duration(s) for s in (4.4, 245, 3720)] == ["4s", "4m05s", "1h02m"]
+    table = progress.summary(
+        {"status": "completed", "step": 20, "zeroshot_acc": 0.25, "probe_acc": float("nan")},
+        {"results": "runs/x/results.parquet"},
+    )
+    rows = [line.split(None, 1)[0] for line in table.splitlines()]
+    assert rows == ["status", "steps", "zero-shot", "results"]  # NaN and missing skipped
