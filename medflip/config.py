@@ -16,6 +16,8 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from medflip.losses import LOSS_KINDS
+
 
 class ConfigError(ValueError):
     """A bad key or value; the message names the dotted key."""
@@ -63,7 +65,7 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = "clip"  # clip | medclip | medflip
+    kind: str = "clip"  # a registered kind (medflip.losses.LOSS_KINDS): clip | medclip | medflip
     temperature: float = 0.07  # CLIP's initial tau
     learn_temperature: bool = True
     svd_weight: float = 0.0  # beta of eq. 7; 0 disables the SVD term
@@ -121,7 +123,7 @@ TEXT_SIZES = {
 CHOICES = {
     "data.source": ("synthetic", "mimic-cxr", "chexpert", "openi", "manifest"),
     "mask.variant": ("none", "image", "text", "both"),
-    "loss.kind": ("clip", "medclip", "medflip"),
+    "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses.py
     "data.label_text": ("findings_impression", "impression"),
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("fp32", "bf16", "fp16"),

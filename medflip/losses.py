@@ -5,16 +5,26 @@ as the config asks.
 
 Every function computes in float32 with autocast off: softmaxes over a batch at tau = 0.01
 overflow bf16's range of useful precision, and these are tiny next to the towers.
+
+At world size > 1 `MedFLIPLoss` gathers the embeddings, token tensors and labels of every
+rank (`medflip.distributed`, open_clip's gather-with-gradient pattern), so the contrastive
+and SVD terms are the global batch's; MLM and MIM stay per sample on each rank.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medflip.config import Config
+from medflip import distributed
 from medflip.losses_svd import sigma1, svd_pair_loss, svd_spectral_loss
+
+if TYPE_CHECKING:
+    from medflip.config import Config
 
 UNCERTAIN_WEIGHT = 0.5  # an "uncertain" finding counts half a positive in the label vector
 
@@ -137,16 +147,83 @@ def mim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-def _paired(outputs: dict, batch: dict) -> dict:
-    """The outputs restricted to paired rows (the contrastive and SVD terms use only those)."""
-    keys = ("image_emb", "text_emb", "image_tokens", "text_tokens", "text_token_mask")
+_ROW_KEYS = ("image_emb", "text_emb", "image_tokens", "text_tokens", "text_token_mask")
+
+
+def _global_batch(outputs: dict, batch: dict) -> dict:
+    """The rows the contrastive and SVD terms see: this rank's, or every rank's at world > 1.
+
+    Text token tensors differ in length across ranks: padded to the longest (padding masked
+    out, so it adds nothing to sigma_1). Embeddings and tokens keep their gradient; labels
+    and masks are gathered without. `paired` [N] bool marks rows whose image and text match.
+    """
+    rows = {k: outputs[k] for k in _ROW_KEYS if k in outputs}
+    n = rows["image_emb"].shape[0]
     paired = batch.get("paired")
-    picked = {k: outputs[k] for k in keys if k in outputs}
-    labels = {"image_labels": batch.get("image_labels"), "labels": batch.get("labels")}
-    if paired is not None and not bool(paired.all()):
-        picked = {k: v[paired] for k, v in picked.items()}
-        labels = {k: v if v is None else v[paired] for k, v in labels.items()}
-    return {**picked, **labels}
+    rows["paired"] = torch.ones(n, dtype=torch.bool, device=rows["image_emb"].device)
+    if paired is not None:
+        rows["paired"] = paired.to(rows["paired"].device).bool()
+    for key in ("image_labels", "labels"):
+        if batch.get(key) is not None:
+            rows[key] = batch[key]
+    if distributed.world_size() == 1:
+        return rows
+    if "text_tokens" in rows:
+        longest = distributed.max_over_ranks(rows["text_tokens"].shape[1], rows["paired"].device)
+        rows["text_tokens"] = distributed.pad_dim1(rows["text_tokens"], longest)
+    if "text_token_mask" in rows:
+        longest = distributed.max_over_ranks(
+            rows["text_token_mask"].shape[1], rows["paired"].device
+        )
+        rows["text_token_mask"] = distributed.pad_dim1(rows["text_token_mask"], longest)
+    return {k: distributed.gather_rows(v, grad=k in _ROW_KEYS) for k, v in rows.items()}
+
+
+def _paired(rows: dict) -> dict:
+    """The rows restricted to paired ones (the contrastive and SVD terms use only those)."""
+    paired = rows.pop("paired")
+    if bool(paired.all()):
+        return rows
+    return {k: v[paired] for k, v in rows.items()}
+
+
+Contrastive = Callable[[dict, torch.Tensor], torch.Tensor]
+LOSS_KINDS: dict[str, Contrastive] = {}  # loss.kind -> contrastive term over paired rows
+
+
+def register_kind(name: str) -> Callable[[Contrastive], Contrastive]:
+    """Register a contrastive loss kind: fn(rows, tau) -> scalar. `loss.kind` allows it."""
+
+    def add(fn: Contrastive) -> Contrastive:
+        LOSS_KINDS[name] = fn
+        return fn
+
+    return add
+
+
+def loss_kind(name: str) -> Contrastive:
+    """The registered contrastive term `name`; an unknown name is an error naming the kinds."""
+    if name not in LOSS_KINDS:
+        raise ValueError(f"loss.kind: {name!r} is not one of {', '.join(LOSS_KINDS)}")
+    return LOSS_KINDS[name]
+
+
+@register_kind("clip")
+def _clip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+    return clip_loss(p["image_emb"], p["text_emb"], tau)
+
+
+@register_kind("medclip")
+def _medclip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+    if p.get("image_labels") is None or p.get("labels") is None:
+        raise KeyError("loss.kind=medclip needs batch['image_labels'] and batch['labels']")
+    image_labels, text_labels = label_targets(p["image_labels"]), label_targets(p["labels"])
+    return medclip_loss(p["image_emb"], p["text_emb"], image_labels, text_labels, tau)
+
+
+@register_kind("medflip")
+def _medflip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+    return medflip_loss(p["image_emb"], p["text_emb"], tau)
 
 
 class MedFLIPLoss(nn.Module):
@@ -154,25 +231,21 @@ class MedFLIPLoss(nn.Module):
 
     Each part enters only when active: SVD when loss.svd_weight > 0, MLM when the model
     returned `mlm_logits`, MIM when it returned `mim_pred`. Inactive parts are reported as 0.
+    Contrastive and SVD are the global batch's (every rank computes the same value); MLM
+    and MIM are this rank's.
     """
 
     def __init__(self, cfg: Config):
         super().__init__()
         self.kind = cfg.loss.kind
+        self._contrastive = loss_kind(cfg.loss.kind)
         self.svd_weight = cfg.loss.svd_weight
         self.svd_form = cfg.loss.svd_form
         self.mlm_weight = cfg.loss.mlm_weight
         self.mim_weight = cfg.loss.mim_weight
 
     def contrastive(self, p: dict, tau: torch.Tensor) -> torch.Tensor:
-        if self.kind == "clip":
-            return clip_loss(p["image_emb"], p["text_emb"], tau)
-        if self.kind == "medflip":
-            return medflip_loss(p["image_emb"], p["text_emb"], tau)
-        if p["image_labels"] is None or p["labels"] is None:
-            raise KeyError("loss.kind=medclip needs batch['image_labels'] and batch['labels']")
-        image_labels, text_labels = label_targets(p["image_labels"]), label_targets(p["labels"])
-        return medclip_loss(p["image_emb"], p["text_emb"], image_labels, text_labels, tau)
+        return self._contrastive(p, tau)
 
     def svd(self, p: dict, tau: torch.Tensor) -> torch.Tensor:
         if self.svd_form == "spectral":
@@ -187,8 +260,10 @@ class MedFLIPLoss(nn.Module):
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """Model outputs + batch -> {loss, loss_contrastive, loss_svd, loss_mlm, loss_mim}."""
         tau = outputs["temperature"]
-        p = _paired(outputs, batch)
-        zero = (outputs["image_emb"].sum() + outputs["text_emb"].sum()).float() * 0.0
+        p = _paired(_global_batch(outputs, batch))
+        # A 0 touching the embeddings and tau: a batch without pairs still gives every
+        # parameter a gradient (DDP waits for all of them).
+        zero = (outputs["image_emb"].sum() + outputs["text_emb"].sum() + tau).float() * 0.0
         has_pairs = p["image_emb"].shape[0] > 0
         parts = {
             "loss_contrastive": self.contrastive(p, tau) if has_pairs else zero,
@@ -210,13 +285,16 @@ class MedFLIPLoss(nn.Module):
 
 
 __all__ = [
+    "LOSS_KINDS",
     "MedFLIPLoss",
     "clip_loss",
     "label_targets",
+    "loss_kind",
     "medclip_loss",
     "medflip_loss",
     "mim_loss",
     "mlm_loss",
+    "register_kind",
     "sigma1",
     "soft_targets",
     "svd_pair_loss",
