@@ -248,8 +248,8 @@ def _check_range(key: str, value: Any) -> None:
     bad_low = low is not None and (value < low if low_inc else value <= low)
     bad_high = high is not None and (value > high if high_inc else value >= high)
     if bad_low or bad_high:
-        lo = "-inf" if low is None else f"{'[' if low_inc else '('}{low}"
-        hi = "inf" if high is None else f"{high}{']' if high_inc else ')'}"
+        lo = "(-inf" if low is None else f"{'[' if low_inc else '('}{low}"
+        hi = "inf)" if high is None else f"{high}{']' if high_inc else ')'}"
         raise ConfigError(f"{key}: {value!r} is outside {lo}, {hi}")
 
 

@@ -105,6 +105,9 @@ def main(argv=None) -> int:
         cfg = config.apply_overrides(variants.get(args.variant), overrides)
         out = args.out or os.path.join("runs", f"single-{config.config_hash(cfg)}")
         resume_dir, trial_id = _resume_from(out, args.resume, cfg)
+        from medflip.data import checks  # data, tokenizer, precision: before any work
+
+        checks.check(cfg)
     except (config.ConfigError, resume.ResumeMismatch) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

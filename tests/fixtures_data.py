@@ -237,3 +237,28 @@ def make_openi_findings_only(root: str) -> dict[str, tuple[str, ...]]:
         write_image(os.path.join(root, "NLMCXR_png", f"{image}.png"), seed=k)
         truth[uid] = positives
     return truth
+
+
+CLASS_REPORTS = {  # one report per class, each positive for exactly that evaluation class
+    "Atelectasis": "Left basilar atelectasis.",
+    "Cardiomegaly": "Moderate cardiomegaly.",
+    "Consolidation": "Right lower lobe consolidation.",
+    "Edema": "Mild pulmonary edema.",
+    "Pleural Effusion": "Small left pleural effusion.",
+    "No Finding": "No acute cardiopulmonary process.",
+}
+
+
+def make_class_manifest(root: str, train_per_class: int, test_per_class: int) -> str:
+    """manifest.csv of one-patient studies: per class in CLASS_REPORTS, `train_per_class`
+    train and `test_per_class` test rows (16 px images). Returns the manifest path."""
+    rows = []
+    for c, report in enumerate(CLASS_REPORTS.values()):
+        for k in range(train_per_class + test_per_class):
+            rel = f"img/{c}_{k}.png"
+            write_image(os.path.join(root, rel), size=(16, 16), seed=c * 1000 + k)
+            split = "train" if k < train_per_class else "test"
+            rows.append([rel, f"FINDINGS: None. IMPRESSION: {report}", f"p{c}-{k}", split])
+    path = os.path.join(root, "manifest.csv")
+    write_csv(path, ["image_path", "report", "patient_id", "split"], rows)
+    return path

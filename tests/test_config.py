@@ -153,3 +153,9 @@ def test_python_m_medflip_config_prints_the_reference():
         check=True,
     ).stdout
     assert "model.image_width" in out and "768 *" in out and "paper differs from demo" in out
+
+
+def test_range_errors_show_both_brackets():
+    with pytest.raises(ConfigError) as err:
+        apply_overrides(variants.get("demo"), {"optim.batch_size": 1})
+    assert str(err.value) == "optim.batch_size: 1 is outside [2, inf)"

@@ -146,6 +146,12 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         report_poll_s=args.report_poll_s,
     )
     validate(plan)
+    from medflip.data import checks  # the data root, eval sets, tokenizer: before Ray starts
+
+    try:
+        checks.check_sweep(plan.variant, plan.fixed, plan.gpus_per_worker)
+    except ConfigError as exc:
+        raise PlanError(str(exc)) from None
     if plan.resume:
         note = settings.check(plan)
         if note:
