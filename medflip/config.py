@@ -38,11 +38,11 @@ class DataConfig:
     eval_per_class: int = 200  # 5x200-style evaluation set: images per class
     seed: int = 0  # corpus seed: which synthetic studies exist (independent of training seed)
     shuffle_reports: bool = False  # control run: reports permuted across images (no pairing)
-
-
     # report text the soft-target labels come from: findings_impression (what the text tower
     # reads) | impression (CheXpert's rule; a dataset's label table wins)
     label_text: str = "findings_impression"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     image_width: int = 192  # ViT-Tiny width: small enough for 2 CPU cores
@@ -122,9 +122,9 @@ TEXT_SIZES = {
 
 CHOICES = {
     "data.source": ("synthetic", "mimic-cxr", "chexpert", "openi", "manifest"),
+    "data.label_text": ("findings_impression", "impression"),
     "mask.variant": ("none", "image", "text", "both"),
     "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses.py
-    "data.label_text": ("findings_impression", "impression"),
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("fp32", "bf16", "fp16"),
 }
@@ -294,8 +294,12 @@ def validate(cfg: Config) -> None:
         )
     if cfg.data.source != "synthetic" and not cfg.data.root:
         raise ConfigError(f"data.root: required for data.source={cfg.data.source!r}")
-    if cfg.data.root and cfg.data.source != "synthetic" and not os.path.isdir(cfg.data.root):
-        raise ConfigError(f"data.root: {cfg.data.root!r} is not an existing directory")
+    root_ok = os.path.isdir(cfg.data.root) or (
+        cfg.data.source == "manifest" and os.path.isfile(cfg.data.root)  # the table itself
+    )
+    if cfg.data.root and cfg.data.source != "synthetic" and not root_ok:
+        what = "directory or manifest file" if cfg.data.source == "manifest" else "directory"
+        raise ConfigError(f"data.root: {cfg.data.root!r} is not an existing {what}")
     text = cfg.model.text
     if text.startswith("scratch-"):
         if text.removeprefix("scratch-") not in TEXT_SIZES:
