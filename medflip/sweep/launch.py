@@ -262,6 +262,7 @@ def main(
     `report_hooks`: "module:function" names each worker calls at every report as
     hook(metrics, {"experiment", "trial_id", "rank"}) (default: the live Prometheus gauges).
     """
+    from medflip.sweep import preflight
     from medflip.sweep.preflight import PreflightError
 
     space = get(space_name)
@@ -269,6 +270,7 @@ def main(
     try:
         plan = dataclasses.replace(make_plan(space, args), report_hooks=tuple(report_hooks))
         if args.dry_run:
+            preflight.check_storage(plan.storage)  # a dry run refuses what the real run would
             nodes = None if plan.address else _local_nodes()
             res, conc = resolve_resources(plan, nodes) if nodes else (None, None)
             print(describe(plan, res, conc))

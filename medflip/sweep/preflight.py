@@ -16,13 +16,14 @@ import tempfile
 MiB = 2**20
 PROBE_BYTES = 64 * 1024  # written and fsynced: a full disk fails here, not mid-sweep
 
-NO_CLUSTER = (
-    "no running Ray cluster was found for --address auto. Start one first:\n"
+START_HINT = (
+    "Start a cluster first:\n"
     "  make cluster-up                 one machine: head on loopback, token auth, dashboard\n"
     "  ray start --head ...            a real cluster: see README 'On a cluster'\n"
     "then run the sweep again (drivers need RAY_AUTH_MODE=token and the head's token); or\n"
     "leave out --address to run the sweep on a Ray started just for it."
 )
+NO_CLUSTER = f"no running Ray cluster was found for --address auto. {START_HINT}"
 
 
 TOKEN_HINT = (
@@ -69,7 +70,7 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
     if not _reachable(host.strip("[]"), int(port), timeout_s):
         raise PreflightError(
             f"--address {address}: nothing answers there (cluster stopped or "
-            f"wrong port?).\n{NO_CLUSTER}"
+            f"wrong port?). {START_HINT}"
         )
     return address
 
@@ -87,7 +88,7 @@ def connect_error(address: str | None, exc: BaseException) -> PreflightError:
             f"--address {address}: the cluster rejected this driver's "
             f"authentication token.\n{TOKEN_HINT}"
         )
-    return PreflightError(f"--address {address}: could not join the cluster ({exc}).\n{NO_CLUSTER}")
+    return PreflightError(f"--address {address}: could not join the cluster ({exc}). {START_HINT}")
 
 
 def check_storage(storage: str, min_free_mb: float = 256.0) -> str:

@@ -25,6 +25,7 @@ def test_address_that_nobody_answers_says_how_to_start_a_cluster():
     with pytest.raises(PreflightError, match="nothing answers") as err:
         resolve_address(f"127.0.0.1:{port}", timeout_s=1.0)
     assert "make cluster-up" in str(err.value) and "ray start --head" in str(err.value)
+    assert "--address auto" not in str(err.value)  # it was given a host:port, not auto
     with pytest.raises(PreflightError, match="HOST:PORT"):
         resolve_address("my-head-node")
 
@@ -135,3 +136,13 @@ def test_connect_error_tells_a_token_problem_from_a_missing_cluster():
     assert "RAY_AUTH_MODE=token" in str(token) and "ray get-auth-token" in str(token)
     other = connect_error("10.0.0.1:6379", chained(TimeoutError("deadline exceeded")))
     assert "could not join" in str(other) and "make cluster-up" in str(other)
+
+
+def test_dry_run_refuses_the_storage_the_real_run_refuses(tmp_path, capsys):
+    from medflip.sweep import launch
+
+    assert launch.main("mask_ratio", ["--dry-run", "--storage", "s3://bucket/runs"]) == 2
+    assert "--storage s3://bucket/runs: URIs are not supported" in capsys.readouterr().err
+    storage = tmp_path / "new" / "runs"
+    assert launch.main("mask_ratio", ["--dry-run", "--storage", str(storage)]) == 0
+    assert not (tmp_path / "new").exists()  # the probe left nothing behind
