@@ -9,7 +9,13 @@ id, one column), the metrics (`METRICS`) and a manifest (`MANIFEST`).
 
 Writes are atomic (a temp file in the same directory, then `os.replace`), so a crash never
 leaves a half-written table; a restarted trial or resumed sweep re-reports steps, and
-`merge` keeps only the latest row per (trial_id, step). Only the known string columns may
+`merge` keeps only the latest row per (trial_id, step).
+
+The table is append-only while a sweep runs (results_log.py): `append` writes the new rows
+as one small part file under `results.parts/` next to `results.parquet` (a cost
+proportional to the new rows, not the table), `load` reads the base file and the newer
+parts and keeps the latest row per (trial_id, step), and `compact` folds the parts into
+`results.parquet` (the sweep does so when it ends). Only the known string columns may
 hold text, and no cell may look like free text (a newline or > 512 characters): report text
 never reaches the results.
 """
@@ -21,7 +27,6 @@ import hashlib
 import json
 import os
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
@@ -30,9 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from medflip import __version__, config
+from medflip import results_parts as parts
 
 FILENAME = "results.parquet"
 STATUSES = ("running", "completed", "diverged", "failed", "stopped")
@@ -227,26 +232,20 @@ def results_path(path: str | os.PathLike) -> Path:
     return p if p.suffix == ".parquet" else p / FILENAME
 
 
+def _table(df: pd.DataFrame) -> pa.Table:
+    return pa.Table.from_pandas(df, schema=SCHEMA, preserve_index=False)
+
+
 def write(data: pd.DataFrame | Iterable[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """Validate and write atomically (temp file + `os.replace`); returns the file written.
+    """Validate and write the whole table atomically; returns the base file written.
 
     Validation happens before anything touches the disk, so bad rows leave an existing
-    file intact. `path` is a run dir or a `.parquet` file; parent dirs are created.
+    table intact. `path` is a run dir or a `.parquet` file; parent dirs are created. Parts
+    appended before are superseded (the new base records that it covers them).
     """
-    table = pa.Table.from_pandas(frame(data), schema=SCHEMA, preserve_index=False)
+    table = _table(frame(data))
     target = results_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    parts.replace_base(table, target)
     return target
 
 
@@ -264,27 +263,44 @@ def merge(existing: pd.DataFrame | None, new: pd.DataFrame | Iterable[Mapping]) 
 
 
 def append(path: str | os.PathLike, rows: pd.DataFrame | Iterable[Mapping]) -> pd.DataFrame:
-    """Load the table at `path` (if any), merge `rows` in, write atomically; returns it.
+    """Add `rows` to the table at `path`; returns them validated (not the whole table).
 
-    One writer per file (the sweep driver): concurrent appends would lose rows.
+    The cost is that of the new rows: they become one part file (results_parts.py), the
+    first append of a table its base file. A (trial_id, step) appended again replaces the
+    earlier row when the table is read. One writer per table (the sweep driver).
     """
+    new = frame(rows)
     target = results_path(path)
-    existing = _read(target) if target.exists() else None
-    merged = merge(existing, rows)
-    write(merged, target)
-    return merged
+    if target.exists() or parts.list_parts(target):
+        parts.add_part(_table(new), target)
+    else:
+        parts.replace_base(_table(new), target)  # the table exists from its first report on
+    return new
+
+
+def compact(path: str | os.PathLike) -> Path:
+    """Fold the parts into the base file (one rewrite, duplicates dropped); returns it."""
+    target = results_path(path)
+    df, covered = _read(target)
+    parts.replace_base(_table(df), target, covered)
+    return target
 
 
 _MAPPER = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
 
 
-def _read(file: Path) -> pd.DataFrame:
+def _read(file: Path) -> tuple[pd.DataFrame, int]:
+    """The table at `file` (base + newer parts, latest row per (trial_id, step)) and the
+    highest part seq read."""
     try:
-        table = pq.read_table(file)
-    except (pa.ArrowException, OSError) as exc:
-        raise ResultsError(f"{file}: not a readable Parquet results file ({exc})") from None
+        tables, covered = parts.read(file)
+        table = pa.concat_tables(tables, promote_options="default")
+    except parts.PartError as exc:
+        raise ResultsError(str(exc)) from None
+    except pa.ArrowException as exc:
+        raise ResultsError(f"{file}: parts do not share one results schema ({exc})") from None
     try:
-        return frame(table.to_pandas(types_mapper=_MAPPER))
+        return _dedup(frame(table.to_pandas(types_mapper=_MAPPER)), KEY), covered
     except ResultsError as exc:
         raise ResultsError(f"{file}: {exc}") from None
 
@@ -292,6 +308,7 @@ def _read(file: Path) -> pd.DataFrame:
 def load(path: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
     """The results of a run dir (`<dir>/results.parquet`), a Parquet file, or a list of them.
 
+    Each table is its base file plus the parts appended since (`<dir>/results.parts/`).
     Combined tables are deduplicated by (experiment, trial_id, step), later paths winning,
     so a sweep and its resumed continuation (or the same file twice) are not double counted.
     Raises FileNotFoundError / ResultsError naming the path.
@@ -302,9 +319,10 @@ def load(path: str | os.PathLike | Iterable[str | os.PathLike]) -> pd.DataFrame:
     frames = []
     for p in paths:
         file = results_path(p)
-        if not file.is_file():
-            raise FileNotFoundError(f"no results at {p} (looked for {file})")
-        frames.append(_read(file))
+        try:
+            frames.append(_read(file)[0])
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no results at {p} (looked for {file})") from None
     return _dedup(pd.concat(frames, ignore_index=True), LOAD_KEY)
 
 

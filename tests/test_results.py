@@ -104,7 +104,7 @@ def test_a_failure_while_writing_removes_the_temp_file(tmp_path, monkeypatch):
         where.write(b"PAR1 partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(results.pq, "write_table", crash)
+    monkeypatch.setattr(results.parts.pq, "write_table", crash)
     with pytest.raises(OSError, match="disk full"):
         results.write(_rows(steps=(10, 20, 30)), tmp_path)
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["results.parquet"]

@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 
 import pytest
 from ray.tune.experiment import Trial
@@ -159,5 +160,8 @@ def test_reports_are_batched_but_never_lost_at_the_end(tmp_path):
     for step in (10, 20, 30):
         rec.on_trial_result(0, [], a, report(step))
     assert list(results.load(tmp_path).step) == [10]  # the first report is written at once
+    rec.flush()
+    assert (tmp_path / "results.parts").is_dir()  # the first report is the base; then parts
     rec.on_experiment_end([])
     assert list(results.load(tmp_path).step) == [10, 20, 30]
+    assert sorted(os.listdir(tmp_path)) == [results.FILENAME]  # compacted at the end

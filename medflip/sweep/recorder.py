@@ -1,10 +1,11 @@
 """The driver side of the results table: a Tune callback, and a rebuild from Ray's files.
 
 `ResultsRecorder` appends one row per reported evaluation to
-`<experiment>/results.parquet` (atomic replace; `medflip.results` dedups by
-(trial_id, step), so a trial restarted from a checkpoint re-reports its steps without
-duplicating them) and settles each trial's status when it ends: the engine's `completed` or
-`diverged`, `stopped` when a scheduler ended it early, `failed` on a Ray error.
+`<experiment>/results.parquet` (a small part file per flush, folded into the base when the
+experiment ends; `medflip.results` dedups by (trial_id, step), so a trial restarted from a
+checkpoint re-reports its steps without duplicating them) and settles each trial's status
+when it ends: the engine's `completed` or `diverged`, `stopped` when a scheduler ended it
+early, `failed` on a Ray error.
 
 `rebuild(experiment_dir)` recovers the same rows from Tune's own per-trial `result.json`
 files (plus `error.txt` for failures): run at every (re)start of a sweep so rows a killed
@@ -58,7 +59,7 @@ class ResultsRecorder(Callback):
 
     def __init__(self, experiment_dir: str, flush_s: float = 5.0):
         self.experiment_dir = experiment_dir
-        self.flush_s = flush_s  # rewriting the table costs ~0.3 s: batch reports that arrive
+        self.flush_s = flush_s  # one part file per flush: batch the reports that arrive
         self._last: dict[str, dict] = {}  # trial id -> its latest record
         self._pending: list[dict] = []
         self._flushed_at: float | None = None  # the first report is written at once
@@ -98,9 +99,11 @@ class ResultsRecorder(Callback):
 
     def on_experiment_end(self, trials, **info) -> None:
         self.flush()
+        if os.path.exists(self.path):
+            results.compact(self.path)  # one file again, duplicates dropped
 
     def flush(self) -> None:
-        """Append the pending rows to the table (one atomic rewrite)."""
+        """Append the pending rows to the table (one part file, written atomically)."""
         if self._pending:
             results.append(self.path, results.rows_from_records(self._pending))
             self._pending = []
@@ -194,7 +197,9 @@ def reconcile(experiment_dir: str, manifest: dict) -> None:
     if rebuilt is None:
         return
     try:
-        existing = results.load(path) if os.path.exists(path) else None
+        existing = results.load(path)
+    except FileNotFoundError:
+        existing = None
     except results.ResultsError as exc:
         log.warning("%s; rebuilding it from the trial files", exc)
         existing = None
@@ -203,13 +208,22 @@ def reconcile(experiment_dir: str, manifest: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m medflip.sweep.recorder RUN_DIR: rebuild RUN_DIR/results.parquet."""
+    """python -m medflip.sweep.recorder [--compact-only] RUN_DIR: fill RUN_DIR/results.parquet
+    with the rows in Ray's trial files and fold its parts into one file (--compact-only:
+    just fold the parts)."""
     argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
+    only = "--compact-only" in argv
+    rest = [a for a in argv if a != "--compact-only"]
+    if len(rest) != 1 or rest[0].startswith("-"):
         print(main.__doc__, file=sys.stderr)
         return 2
-    reconcile(argv[0], results.manifest(0))
-    print(os.path.join(argv[0], results.FILENAME))
+    if not only:
+        reconcile(rest[0], results.manifest(0))
+    try:
+        print(results.compact(rest[0]))
+    except FileNotFoundError:
+        print(f"error: no results table in {rest[0]}", file=sys.stderr)
+        return 2
     return 0
 
 
