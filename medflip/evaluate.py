@@ -12,6 +12,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from medflip import items
+from medflip.data.benchmark import val_test_split
+
 RETRIEVAL_KS = (1, 2, 5, 10)
 
 
@@ -120,6 +123,33 @@ def encode_texts(model, tokenizer, texts, max_len, batch_size, device, precision
     return F.normalize(torch.cat(out), dim=-1)
 
 
+def binary_auroc(score: torch.Tensor, target: torch.Tensor) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties 1/2
+    (the Mann-Whitney U statistic from mid-ranks). NaN without both classes."""
+    pos, neg = int((target == 1).sum()), int((target == 0).sum())
+    if pos == 0 or neg == 0:
+        return math.nan
+    order = score.double().argsort()
+    ranks = torch.empty_like(order, dtype=torch.float64)
+    ranks[order] = torch.arange(1, len(score) + 1, dtype=torch.float64)
+    for v in score[order].unique_consecutive():  # mid-ranks for ties
+        tied = score == v
+        ranks[tied] = ranks[tied].mean()
+    u = ranks[target == 1].sum().item() - pos * (pos + 1) / 2
+    return u / (pos * neg)
+
+
+def balanced_accuracy(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
+    """Mean over the classes present of per-class recall: a constant predictor scores
+    1 / num_classes whatever the class balance."""
+    recalls = [
+        (pred[target == c] == c).float().mean().item()
+        for c in range(num_classes)
+        if (target == c).any()
+    ]
+    return sum(recalls) / len(recalls)
+
+
 def _retrieval_metrics(img, img_cls, txt, txt_cls) -> dict[str, float]:
     metrics = {}
     directions = {"i2t": (img, img_cls, txt, txt_cls), "t2i": (txt, txt_cls, img, img_cls)}
@@ -129,52 +159,93 @@ def _retrieval_metrics(img, img_cls, txt, txt_cls) -> dict[str, float]:
     return metrics
 
 
+def fiveclass_metrics(img, targets, class_emb) -> dict:
+    """5-class zero-shot on one split: accuracy, macro-F1 and which items were right."""
+    pred = zero_shot(img, class_emb)
+    return {
+        "zeroshot_acc": accuracy(pred, targets),
+        "zeroshot_f1": macro_f1(pred, targets, class_emb.shape[0]),
+        "correct": pred == targets,  # [N] bool, in set order
+    }
+
+
+def binary_metrics(img, targets, class_emb) -> dict[str, float]:
+    """Binary zero-shot on one split: accuracy, balanced accuracy, AUROC, class counts.
+
+    The score for AUROC is cos(image, Consolidation) - cos(image, No Finding).
+    """
+    sims = img @ class_emb.T  # [N, 2]
+    pred = sims.argmax(dim=1)
+    return {
+        "zeroshot_binary_acc": accuracy(pred, targets),
+        "zeroshot_binary_bacc": balanced_accuracy(pred, targets, 2),
+        "zeroshot_binary_auroc": binary_auroc(sims[:, 1] - sims[:, 0], targets),
+        "zeroshot_binary_n_pos": int((targets == 1).sum()),
+        "zeroshot_binary_n_neg": int((targets == 0).sum()),
+    }
+
+
 @torch.no_grad()
-def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -> dict[str, float]:
+def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -> dict:
     """Every evaluation metric of DESIGN.md for `model` on `sets` (a benchmark.EvalSets).
 
     `prompts` = (five_class_prompts [C][P], binary_prompts [2][P]) strings, class-major.
+    The 5-class and binary sets are split (benchmark.val_test_split) into a validation
+    half, reported as `val_<name>` (what searchers and selection read), and a held-out
+    test half, reported under the plain names (what tables and frontiers report), with
+    `zeroshot_items`, the test items' correctness packed (medflip.items) for the
+    analysis' item bootstrap. Retrieval uses the test half's images; the probe has its
+    own train and test sets.
     """
     was_training = model.training
     model.eval()
-    cache: dict[int, torch.Tensor] = {}  # sets may share tensors (retrieval = 5x200 images)
 
     def enc_img(x: torch.Tensor) -> torch.Tensor:
-        if id(x) not in cache:
-            cache[id(x)] = encode_images(
-                model, x, cfg.eval.batch_size, device, cfg.optim.precision
-            ).cpu()
-        return cache[id(x)]
+        return encode_images(model, x, cfg.eval.batch_size, device, cfg.optim.precision).cpu()
 
     enc_txt = lambda t: encode_texts(  # noqa: E731
         model, tokenizer, t, cfg.data.max_text_len, cfg.eval.batch_size, device, cfg.optim.precision
-    )
+    ).cpu()
     five, binary = prompts
-    metrics: dict[str, float] = {}
-    five_cls = class_embeddings(enc_txt([p for ps in five for p in ps]), len(five[0])).cpu()
-    pred = zero_shot(enc_img(sets.fiveclass_images).cpu(), five_cls)
-    metrics["zeroshot_acc"] = accuracy(pred, sets.fiveclass_targets)
-    metrics["zeroshot_f1"] = macro_f1(pred, sets.fiveclass_targets, len(five))
-    bin_cls = class_embeddings(enc_txt([p for ps in binary for p in ps]), len(binary[0])).cpu()
-    bin_pred = zero_shot(enc_img(sets.binary_images).cpu(), bin_cls)
-    metrics["zeroshot_binary_acc"] = accuracy(bin_pred, sets.binary_targets)
-    metrics.update(
-        _retrieval_metrics(
-            enc_img(sets.retrieval_images).cpu(),
-            sets.retrieval_image_classes,
-            enc_txt(sets.retrieval_sentences).cpu(),
-            sets.retrieval_sentence_classes,
-        )
+    five_cls = class_embeddings(enc_txt([p for ps in five for p in ps]), len(five[0]))
+    bin_cls = class_embeddings(enc_txt([p for ps in binary for p in ps]), len(binary[0]))
+    five_img, bin_img = enc_img(sets.fiveclass_images), enc_img(sets.binary_images)
+    metrics: dict = {}
+    (f_val, f_test), (b_val, b_test) = (
+        val_test_split(sets.fiveclass_targets),
+        val_test_split(sets.binary_targets),
     )
-    if probe:
-        metrics["probe_acc"] = linear_probe(
-            enc_img(sets.probe_train_images).cpu(),
+    for prefix, fi, bi in (("val_", f_val, b_val), ("", f_test, b_test)):
+        split = fiveclass_metrics(five_img[fi], sets.fiveclass_targets[fi], five_cls)
+        correct = split.pop("correct")
+        split |= binary_metrics(bin_img[bi], sets.binary_targets[bi], bin_cls)
+        if prefix:  # counts are the same kind of fact on both halves: reported once
+            split = {k: v for k, v in split.items() if not k.endswith(("_n_pos", "_n_neg"))}
+        metrics |= {prefix + k: v for k, v in split.items()}
+    packed = items.pack(correct.numpy())
+    if packed is not None:  # too many items for one cell: the analysis resamples seeds only
+        metrics["zeroshot_items"] = packed
+    retrieval_img = five_img if sets.retrieval_images is sets.fiveclass_images else None
+    if retrieval_img is None:
+        retrieval_img, r_test = enc_img(sets.retrieval_images), slice(None)
+    else:
+        r_test = f_test
+    metrics |= _retrieval_metrics(
+        retrieval_img[r_test],
+        sets.retrieval_image_classes[r_test],
+        enc_txt(sets.retrieval_sentences),
+        sets.retrieval_sentence_classes,
+    )
+    metrics["probe_acc"] = (
+        linear_probe(
+            enc_img(sets.probe_train_images),
             sets.probe_train_targets,
-            enc_img(sets.probe_test_images).cpu(),
+            enc_img(sets.probe_test_images),
             sets.probe_test_targets,
             num_classes=len(five),
         )
-    else:
-        metrics["probe_acc"] = math.nan
+        if probe
+        else math.nan
+    )
     model.train(was_training)
     return metrics

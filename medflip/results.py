@@ -47,6 +47,20 @@ IDS: dict[str, type] = {"experiment": str, "sweep": str, "trial_id": str, "seed"
 CONFIG: dict[str, type] = {k: t for k, t in config.KEYS.items() if k != "seed"}
 _LOSSES = ("loss", "loss_contrastive", "loss_svd", "loss_mlm", "loss_mim", "temperature")
 _RETRIEVAL = tuple(f"retrieval_{d}_p{k}" for d in ("i2t", "t2i") for k in (1, 2, 5, 10))
+_EVAL_EXTRA: dict[str, type] = {
+    "eval_time_s": float,
+    "held_time_s": float,  # trial.py: all time the trial held its workers (start-up, retries)
+    "zeroshot_binary_bacc": float,
+    "zeroshot_binary_auroc": float,
+    "zeroshot_binary_n_pos": int,
+    "zeroshot_binary_n_neg": int,
+    "zeroshot_items": str,  # medflip.items: packed per-item correctness, test half
+    **{
+        f"val_{k}": float
+        for k in ("zeroshot_acc", "zeroshot_f1", "zeroshot_binary_acc")
+        + ("zeroshot_binary_bacc", "zeroshot_binary_auroc")
+    },
+}
 METRICS: dict[str, type] = {
     "step": int,
     "samples_seen": int,
@@ -60,6 +74,7 @@ METRICS: dict[str, type] = {
     "zeroshot_acc": float,
     "zeroshot_f1": float,
     "zeroshot_binary_acc": float,
+    **_EVAL_EXTRA,  # medflip/evaluate.py: val_* = validation half, plain = held-out test
     **{k: float for k in _RETRIEVAL},
     "probe_acc": float,
     "status": str,

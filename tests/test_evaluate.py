@@ -1,9 +1,18 @@
 """Evaluation metrics against brute-force references and hand-worked examples."""
 
+import math
+
+import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
 from medflip import evaluate as ev
+from medflip import items, results, variants
+from medflip.data import benchmark
+from medflip.data.benchmark import val_test_split
+from medflip.data.dataset import build_tokenizer
+from medflip.models.medflip import MedFLIP
 
 
 def test_precision_at_k_matches_brute_force():
@@ -52,3 +61,82 @@ def test_linear_probe_learns_separable_and_is_chance_on_noise():
     assert ev.linear_probe(x[:300], y[:300], x[300:], y[300:], 4) > 0.95
     noise = torch.randn(400, 16, generator=gen)
     assert ev.linear_probe(noise[:300], y[:300], noise[300:], y[300:], 4) < 0.45
+
+
+def test_auroc_matches_pairwise_count_with_ties():
+    gen = torch.Generator().manual_seed(2)
+    score = torch.randint(0, 6, (41,), generator=gen).float()  # many ties
+    target = torch.randint(0, 2, (41,), generator=gen)
+    pos, neg = score[target == 1], score[target == 0]
+    pairs = [(1.0 if p > n else 0.5 if p == n else 0.0) for p in pos for n in neg]
+    assert abs(ev.binary_auroc(score, target) - sum(pairs) / len(pairs)) < 1e-12
+    assert math.isnan(ev.binary_auroc(score, torch.ones(41, dtype=torch.long)))
+
+
+def test_balanced_accuracy_ignores_class_balance():
+    target = torch.tensor([0] * 5 + [1] * 3)  # the 5:3 set a constant predictor scored 0.625 on
+    constant = torch.zeros(8, dtype=torch.long)
+    assert ev.accuracy(constant, target) == 0.625
+    assert ev.balanced_accuracy(constant, target, 2) == 0.5
+    pred = torch.tensor([0, 0, 0, 0, 1, 1, 1, 0])  # recalls 4/5 and 2/3
+    assert abs(ev.balanced_accuracy(pred, target, 2) - (0.8 + 2 / 3) / 2) < 1e-6
+
+
+def test_val_test_split_is_disjoint_and_class_balanced():
+    targets = torch.tensor([0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 2, 2])
+    val, test = val_test_split(targets)
+    assert set(val.tolist()).isdisjoint(test.tolist())
+    assert sorted(val.tolist() + test.tolist()) == list(range(len(targets)))
+    for c in (0, 1, 2):
+        assert abs(int((targets[val] == c).sum()) - int((targets[test] == c).sum())) <= 1
+
+
+def test_items_pack_round_trips_and_refuses_oversized_cells():
+    bits = np.random.default_rng(0).random(1000) < 0.4
+    text = items.pack(bits)
+    assert len(text) <= 512 and (items.unpack(text) == bits).all()
+    assert items.pack(np.ones(5000, bool)) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_eval():
+    cfg = variants.get("tiny")
+    tok = build_tokenizer(cfg)
+    torch.manual_seed(0)
+    model = MedFLIP(
+        cfg,
+        vocab_size=len(tok),
+        pad_token_id=tok.pad_token_id,
+        mask_token_id=tok.mask_token_id,
+        special_token_ids=tok.all_special_ids,
+    )
+    sets, prompts = benchmark.build_eval_sets(cfg), benchmark.eval_prompts(cfg)
+    got = ev.evaluate(model, tok, sets, cfg, torch.device("cpu"), prompts, probe=False)
+    return cfg, tok, model, sets, prompts, got
+
+
+def test_evaluate_reports_val_and_test_from_disjoint_halves(tiny_eval):
+    cfg, tok, model, sets, prompts, got = tiny_eval
+    model.eval()
+    five = prompts[0]
+    texts = ev.encode_texts(
+        model,
+        tok,
+        [p for ps in five for p in ps],
+        cfg.data.max_text_len,
+        64,
+        torch.device("cpu"),
+        "fp32",
+    )
+    cls = ev.class_embeddings(texts, len(five[0]))
+    img = ev.encode_images(model, sets.fiveclass_images, 64, torch.device("cpu"), "fp32")
+    val, test = val_test_split(sets.fiveclass_targets)
+    for idx, name in ((val, "val_zeroshot_acc"), (test, "zeroshot_acc")):
+        pred = (img[idx] @ cls.T).argmax(1)  # recomputed here, one half at a time
+        assert abs(got[name] - (pred == sets.fiveclass_targets[idx]).float().mean().item()) < 1e-6
+    correct = items.unpack(got["zeroshot_items"])
+    assert len(correct) == len(test) and abs(correct.mean() - got["zeroshot_acc"]) < 1e-6
+    n_bin = got["zeroshot_binary_n_pos"] + got["zeroshot_binary_n_neg"]
+    assert n_bin == len(val_test_split(sets.binary_targets)[1])
+    assert 0 <= got["zeroshot_binary_auroc"] <= 1 and "val_zeroshot_binary_bacc" in got
+    assert set(got) <= set(results.METRICS)  # every name lands in a results column

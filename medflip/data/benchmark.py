@@ -292,6 +292,21 @@ def _cached(source: str, root: str, seed: int, image_size: int, per_class: int) 
         return _tensors(npz)
 
 
+def val_test_split(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(validation indices, test indices) of a class-balanced set: alternate items of each
+    class, so the halves are disjoint, the same size per class and fixed by the set.
+
+    Selection (searchers, schedulers, the checkpoint an analysis picks) reads the
+    validation half; everything reported is measured on the test half.
+    """
+    rank = torch.zeros_like(targets)
+    for c in targets.unique():
+        where = (targets == c).nonzero().squeeze(1)
+        rank[where] = torch.arange(len(where))
+    val = (rank % 2 == 0).nonzero().squeeze(1)
+    return val, (rank % 2 == 1).nonzero().squeeze(1)
+
+
 def build_eval_sets(cfg: Config) -> EvalSets:
     """The evaluation sets for `cfg` (per process and on-disk cached; treat as read-only).
 

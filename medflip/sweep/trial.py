@@ -17,6 +17,7 @@ import importlib
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 
 import ray.train
@@ -66,6 +67,8 @@ def make_report(objectives: list[str], hooks: list[ReportHook], context: dict):
 
     def report(metrics: dict, checkpoint_dir: str | None) -> None:
         metrics = dict(metrics)
+        if "driver_start" in context:  # true cost: worker start-up and retries included
+            metrics["held_time_s"] = time.time() - context["driver_start"]
         for key in objectives:
             metrics.setdefault(key, math.nan)
         for hook in hooks:
@@ -107,6 +110,7 @@ def train_fn_per_worker(config: dict) -> None:
         "trial_id": config.get("trial_id", ""),
         "rank": hooks.rank,
         "experiment": config.get("experiment", ""),
+        "driver_start": config.get("driver_start", time.time()),
     }
     report = make_report(
         list(config.get("objectives", ())),
@@ -137,7 +141,7 @@ def train_driver_fn(config: dict) -> None:
         per_worker["GPU"] = float(res["gpus_per_worker"])
     trainer = ray.train.torch.TorchTrainer(
         train_fn_per_worker,
-        train_loop_config={**config, "trial_id": trial_id},
+        train_loop_config={**config, "trial_id": trial_id, "driver_start": time.time()},
         scaling_config=ray.train.ScalingConfig(
             num_workers=int(res["num_workers"]),
             use_gpu=bool(res["gpus_per_worker"]),
