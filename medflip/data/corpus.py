@@ -19,6 +19,7 @@ from itertools import repeat
 
 import numpy as np
 
+from medflip.data import prepared
 from medflip.data.cache import atomic_dir, cache_dir, digest, locked
 from medflip.data.sources import Record, read_image, training_text
 from medflip.data.synthetic import SyntheticCXR
@@ -46,8 +47,9 @@ class Corpus:
     image_labels: np.ndarray  # float32 [N, 14] what the image shows (real data: = labels)
     groups: np.ndarray  # int64 [N] study code: unpaired texts come from another study
     image_size: int
-    pixels: np.ndarray | None = None  # uint8 [N, H, W]
+    pixels: np.ndarray | None = None  # uint8 [N, H, W] (or prepared.Pixels, memory-mapped)
     paths: list[str] | None = None  # image files, decoded on access
+    tokens_dir: str = ""  # where token ids of these texts are cached (a prepared entry)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -180,4 +182,6 @@ def records_corpus(records: list[Record], image_size: int, texts: list[str]) -> 
     text_labels = stack(r.labels if r.text_labels is None else r.text_labels for r in records)
     labels = stack(r.labels for r in records)
     paths = [r.image_path for r in records]
-    return Corpus(list(texts), text_labels, labels, groups, image_size, paths=paths)
+    pixels = prepared.pixels_for(records, image_size)  # None: decode from the source files
+    tokens_dir = records[0].prepared if records and pixels is not None else ""
+    return Corpus(list(texts), text_labels, labels, groups, image_size, pixels, paths, tokens_dir)

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from medflip.config import Config
 from medflip.data import sources
 from medflip.data.benchmark import EVAL_OFFSET
+from medflip.data.cache import atomic_file, digest
 from medflip.data.corpus import (  # noqa: F401
     IMAGE_MEAN,
     IMAGE_STD,
@@ -131,6 +132,34 @@ def pair_assignment(
     return image_index, text_index, is_paired
 
 
+def tokenize(corpus: Corpus, tokenizer, max_len: int) -> tuple[np.ndarray, np.ndarray]:
+    """(input_ids int32 [N, T], attention_mask uint8 [N, T]) of the corpus texts; kept in
+    the corpus's prepared entry, keyed by the tokenizer and every text, so each worker of
+    each trial loads them instead of re-tokenising."""
+
+    def run():
+        tok = tokenizer(
+            corpus.texts,
+            padding="max_length",
+            truncation=True,
+            max_length=max_len,
+            return_tensors="np",
+        )
+        return tok["input_ids"].astype(np.int32), tok["attention_mask"].astype(np.uint8)
+
+    if not corpus.tokens_dir:
+        return run()
+    vocab = tokenizer.backend_tokenizer.to_str()  # the whole tokenizer: vocab and rules
+    key = digest(["tokens-v1", vocab, str(max_len), *corpus.texts])
+    path = os.path.join(corpus.tokens_dir, f"tokens-{key}.npz")
+    if not os.path.isfile(path):
+        ids, mask = run()
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, input_ids=ids, attention_mask=mask)
+    with np.load(path) as npz:
+        return npz["input_ids"], npz["attention_mask"]
+
+
 class PretrainDataset(Dataset):
     """Item m: the image of study image_index[m] with the text of study text_index[m].
 
@@ -152,15 +181,9 @@ class PretrainDataset(Dataset):
         paired: np.ndarray,
     ):
         self.corpus = corpus
-        tok = tokenizer(
-            corpus.texts,
-            padding="max_length",
-            truncation=True,
-            max_length=max_len,
-            return_tensors="np",
-        )
-        self.input_ids = torch.from_numpy(tok["input_ids"].astype(np.int32))  # [N, T]
-        self.attention_mask = torch.from_numpy(tok["attention_mask"].astype(np.uint8))  # [N, T]
+        ids, mask = tokenize(corpus, tokenizer, max_len)
+        self.input_ids = torch.from_numpy(ids)  # [N, T] int32
+        self.attention_mask = torch.from_numpy(mask)  # [N, T] uint8
         self.labels = torch.from_numpy(corpus.labels)  # [N, 14]
         self.image_labels = torch.from_numpy(corpus.image_labels)  # [N, 14]
         self.image_index, self.text_index = image_index, text_index

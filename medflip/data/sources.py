@@ -78,6 +78,8 @@ class Record:
     # float32 [14]: the labels of the text the tower reads, under the label policy
     # (`text_labels`); None = no report (soft targets then use `labels`).
     text_labels: np.ndarray | None = None
+    prepared: str = ""  # the prepared-cache entry this record was read from ("" = the source)
+    row: int = -1  # its row in that entry's image shards
 
 
 @dataclass
@@ -292,7 +294,14 @@ def load_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT) -
 
 @functools.lru_cache(maxsize=2)
 def cached_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT) -> LoadedSource:
-    """`load_records`, once per process: training data and evaluation sets share one read."""
+    """`load_records`, once per process: training data and evaluation sets share one read.
+    A prepared cache of (source, root, label_text) is read instead when there is one."""
+    from medflip.data import prepared  # reads records written by `medflip.data.prepare`
+
+    loaded = prepared.read_records(prepared.entry_dir(source, root, label_text), source, root)
+    if loaded is not None:
+        log.info("%s: %d records from the prepared cache", source, len(loaded.records))
+        return loaded
     return load_records(source, root, label_text)
 
 

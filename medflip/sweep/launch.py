@@ -230,6 +230,9 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
                 return 2
         res, concurrency = resolve_resources(plan, cluster.node_resources())
         print(describe(plan, res, concurrency), flush=True)
+        from medflip.data import prepare  # a real source: read once here, not per worker
+
+        prepare.ensure_sweep(plan.variant, plan.fixed, address)
         s = plan.space
         view = monitor.ProgressView(plan.num_trials, s.metrics[0], s.modes[0], concurrency)
         callbacks = [view, *callbacks]
