@@ -89,16 +89,10 @@ class OptimConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     every_steps: int = 100  # each eval is a Ray report (~2 s poll): not every step
+    # training seconds between evals; 0 = a tenth of optim.time_budget_s (>= 8 curve points)
+    every_s: float = 0.0
     prompts_per_class: int = 8  # prompt ensemble size
     batch_size: int = 256
-
-
-@dataclass(frozen=True)
-class FaultConfig:
-    """Fault injection for tests of restart paths; never set in real runs."""
-
-    crash_at_step: int = -1  # raise in the worker once at this step (first attempt only)
-    nan_at_step: int = -1  # make the loss NaN at this step
 
 
 @dataclass(frozen=True)
@@ -109,7 +103,6 @@ class Config:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
-    fault: FaultConfig = field(default_factory=FaultConfig)
     seed: int = 0
 
 
@@ -161,6 +154,7 @@ RANGES = {
     "optim.time_budget_s": (0.0, None, True, True),
     "optim.grad_clip": (0.0, None, True, True),
     "eval.every_steps": (1, None, True, True),
+    "eval.every_s": (0.0, None, True, True),
     "eval.prompts_per_class": (1, None, True, True),
     "eval.batch_size": (1, None, True, True),
 }

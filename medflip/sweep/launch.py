@@ -99,6 +99,13 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
         default=0.5,
         help="Ray Train controller poll interval: each report waits for it (Ray's default 2)",
     )
+    add(
+        "--collective-timeout-s",
+        type=int,
+        default=300,
+        help="a worker's collectives fail after this long without an answer (a hung rank); "
+        "Ray Train then restarts the trial from its checkpoint (default 300)",
+    )
     add("--resume", action="store_true", help="continue the experiment --name")
     add(
         "--smoke-test",
@@ -144,8 +151,17 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
         report_poll_s=args.report_poll_s,
+        collective_timeout_s=args.collective_timeout_s,
     )
     validate(plan)
+    if plan.workers_per_trial > 1 and plan.gpus_per_worker is not None and 0 < plan.gpus_per_worker < 1:
+        raise PlanError(
+            f"--gpus-per-worker {plan.gpus_per_worker} with --workers-per-trial "
+            f"{plan.workers_per_trial}: two DDP ranks would share one GPU, which NCCL refuses; "
+            "use whole GPUs per worker (or one worker per trial)"
+        )
+    if plan.collective_timeout_s <= 0:
+        raise PlanError(f"--collective-timeout-s: must be > 0, got {plan.collective_timeout_s}")
     from medflip.data import checks  # the data root, eval sets, tokenizer: before Ray starts
 
     try:

@@ -44,6 +44,7 @@ class Plan:
     max_concurrent: int | None = None
     max_failures: int = 2
     report_poll_s: float = 0.5
+    collective_timeout_s: int = 300  # the trial's TorchConfig timeout (a hung rank fails)
     report_hooks: tuple[str, ...] = field(default_factory=tuple)
 
     @property

@@ -39,7 +39,11 @@ def trial_record(trial_id: str, config: dict, metrics: dict, manifest: dict) -> 
         "sweep": config.get("sweep", ""),
         "trial_id": trial_id,
         "config": flatten(build_config(config)),
-        "manifest": {**manifest, "num_workers": workers},
+        "manifest": {
+            **manifest,
+            "num_workers": workers,
+            "tokenizer_hash": config.get("tokenizer", {}).get("hash", ""),
+        },
         "metrics": metrics,
     }
 

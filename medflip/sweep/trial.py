@@ -31,6 +31,52 @@ from medflip.config import KEYS, Config, apply_overrides
 
 ReportHook = Callable[[dict, dict], None]
 
+# Fault drills only (tests/cluster/test_drills.py, tests/test_sweep_ray.py): "crash@STEP" raises
+# at STEP on the first attempt, "nan@STEP" makes that step's loss NaN; ":rank=R" limits it to
+# one rank. Read in the sweep's process (fault_from_env) and carried in the trial config, so
+# it reaches workers on any node. Never a config key: it is not a training setting.
+FAULT_ENV = "MEDFLIP_FAULT"
+# Collective timeout on the trial's TorchConfig: a rank that stops answering fails the
+# attempt after this long (Ray Train then restarts it from its checkpoint) instead of
+# torch's 30-minute default. Evaluation on rank 0 runs while the others wait: keep it longer.
+DEFAULT_COLLECTIVE_TIMEOUT_S = 300
+
+
+def fault_from_env() -> str:
+    return os.environ.get(FAULT_ENV, "")
+
+
+def fault_hook(spec: str, rank: int, resumed: bool) -> Callable[[int, dict], dict] | None:
+    """engine.Hooks.before_step for a MEDFLIP_FAULT spec (None: no fault on this rank)."""
+    if not spec:
+        return None
+    what, _, rest = spec.partition("@")
+    step_text, _, only = rest.partition(":rank=")
+    if what not in ("crash", "nan") or not step_text.isdigit():
+        raise ValueError(f"{FAULT_ENV}={spec!r}: expected crash@STEP or nan@STEP[:rank=R]")
+    if (only and int(only) != rank) or (what == "crash" and resumed):
+        return None
+    at = int(step_text)
+
+    def before_step(step: int, batch: dict) -> dict:
+        if step != at:
+            return batch
+        if what == "crash":
+            raise RuntimeError(f"{FAULT_ENV}: injected crash at step {step} on rank {rank}")
+        return {**batch, "image": batch["image"] * float("nan")}
+
+    return before_step
+
+
+def experiment_entries(variant: str, fixed: dict, experiment_dir: str) -> dict:
+    """Trial-config entries every trial of an experiment shares, made before any starts:
+    the one tokenizer (built into the experiment dir) and the drill's fault spec."""
+    from medflip.data.tokenizer import experiment_tokenizer
+
+    cfg = apply_overrides(variants.get(variant), fixed)
+    path, digest = experiment_tokenizer(cfg, experiment_dir)
+    return {"tokenizer": {"path": path, "hash": digest}, "fault": fault_from_env()}
+
 
 def trial_overrides(config: dict) -> dict:
     """The trial's dotted overrides: the shared `fixed` ones, then its own (searched, seed)."""
@@ -101,10 +147,16 @@ def train_fn_per_worker(config: dict) -> None:
     res = config["resources"]
     if not res["gpus_per_worker"]:
         torch.set_num_threads(max(1, int(res["cpus_per_worker"])))
+    checkpoint = ray.train.get_checkpoint()
+    rank, tokenizer = ctx.get_world_rank(), config.get("tokenizer", {})
+    fault = fault_hook(config.get("fault", ""), rank, resumed=checkpoint is not None)
     hooks = engine.Hooks(
         prepare_model=ray.train.torch.prepare_model,
-        rank=ctx.get_world_rank(),
+        rank=rank,
         world_size=ctx.get_world_size(),
+        tokenizer_file=tokenizer.get("path", ""),
+        tokenizer_hash=tokenizer.get("hash", ""),
+        **({"before_step": fault} if fault else {}),
     )
     context = {
         "trial_id": config.get("trial_id", ""),
@@ -117,7 +169,6 @@ def train_fn_per_worker(config: dict) -> None:
         load_hooks(list(config.get("report_hooks", ()))),
         context,
     )
-    checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
         engine.fit(cfg, report=report, hooks=hooks)
         return
@@ -146,6 +197,9 @@ def train_driver_fn(config: dict) -> None:
             num_workers=int(res["num_workers"]),
             use_gpu=bool(res["gpus_per_worker"]),
             resources_per_worker=per_worker,
+        ),
+        torch_config=ray.train.torch.TorchConfig(
+            timeout_s=int(config.get("collective_timeout_s", DEFAULT_COLLECTIVE_TIMEOUT_S))
         ),
         run_config=ray.train.RunConfig(
             name=trial_id,

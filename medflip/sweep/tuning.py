@@ -22,7 +22,7 @@ from medflip.sweep import cluster
 from medflip.sweep.plan import Plan, PlanError
 from medflip.sweep.recorder import ResultsRecorder
 from medflip.sweep.replicate import Replicated
-from medflip.sweep.trial import train_driver_fn
+from medflip.sweep.trial import experiment_entries, train_driver_fn
 
 log = logging.getLogger("medflip.sweep")
 
@@ -54,6 +54,9 @@ def param_space(plan: Plan, res: cluster.Resources) -> dict:
         "report_poll_s": plan.report_poll_s,
         "objectives": list(plan.space.metrics),
         "report_hooks": list(plan.report_hooks),
+        "collective_timeout_s": plan.collective_timeout_s,
+        # the experiment's one tokenizer (built now, before any trial) and a drill's fault
+        **experiment_entries(plan.variant, dict(plan.fixed), plan.experiment_dir),
     }
     if plan.space.kind == "grid":
         for key, axis in plan.axes.items():
