@@ -54,10 +54,9 @@ MEANING: dict[str, str] = {
     "optim.precision": "autocast precision (fp16 needs a GPU)",
     "optim.grad_clip": "gradient-norm clip; 0 disables it",
     "eval.every_steps": "steps between evaluations (each is a report and a checkpoint)",
+    "eval.every_s": "training seconds between evaluations (0 = a tenth of the time budget)",
     "eval.prompts_per_class": "zero-shot prompt ensemble size per class",
     "eval.batch_size": "evaluation batch size",
-    "fault.crash_at_step": "test-only: raise once at this step (-1 = never)",
-    "fault.nan_at_step": "test-only: make the loss NaN at this step (-1 = never)",
     "seed": "training seed: initial weights, masking noise, batch order",
 }
 

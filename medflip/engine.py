@@ -9,6 +9,12 @@ The cosine follows progress = max(step / max_steps, train_time / time_budget), s
 time-budgeted run still anneals to zero at its budget. Only step-limited runs are
 bit-for-bit resumable (wall time differs between attempts); a time-limited run resumes at
 its checkpoint with the learning rate its elapsed time implies.
+
+With several workers every decision that reads a clock (stop, learning rate, unmasked
+tuning, evaluation) uses rank 0's training clock, and "the loss is finite" must hold on
+every rank: both are agreed in one all-reduce per step (`_Agreement`), between forward and
+backward, so all ranks take the same branch at the same step and no collective waits on a
+rank that has left.
 """
 
 from __future__ import annotations
@@ -23,10 +29,12 @@ from dataclasses import dataclass
 
 import torch
 
-from medflip import checkpoint
+from medflip import checkpoint, distributed
 from medflip import progress as progress_text
 from medflip.config import Config, to_json
-from medflip.run_parts import RunParts, autocast, build_parts, device_name
+from medflip.masking import ratios_for
+from medflip.run_parts import build_parts, device_name
+from medflip.step import StepPlan, train_step
 
 log = logging.getLogger("medflip.engine")
 Report = Callable[[dict, "str | None"], None]
@@ -36,13 +44,26 @@ def _identity(x):
     return x
 
 
+def _no_fault(step: int, batch: dict) -> dict:
+    return batch
+
+
 @dataclass
 class Hooks:
-    """How a caller (Ray Train) plugs distribution in; the defaults are one process."""
+    """How a caller (Ray Train, a test) plugs in; the defaults are one plain process.
+
+    `before_step(step, batch) -> batch` runs before each step: the seam for fault injection
+    (raise to crash, or return a poisoned batch for a non-finite loss) -- tests and the
+    sweep's drills use it; it is not part of the config. `tokenizer_file` / `tokenizer_hash`:
+    the experiment's shared tokenizer (see medflip.data.tokenizer.experiment_tokenizer).
+    """
 
     prepare_model: Callable = _identity  # e.g. ray.train.torch.prepare_model (DDP wrap)
     rank: int = 0
     world_size: int = 1
+    before_step: Callable[[int, dict], dict] = _no_fault
+    tokenizer_file: str = ""
+    tokenizer_hash: str = ""
 
 
 def lr_factor(step: int, train_time_s: float, cfg: Config) -> float:
@@ -80,36 +101,51 @@ def _should_stop(progress: checkpoint.Progress, cfg: Config) -> bool:
     return cfg.optim.time_budget_s > 0 and progress.train_time_s >= cfg.optim.time_budget_s
 
 
-def _train_step(parts: RunParts, batch: dict, ratio: float, progress) -> dict[str, float]:
-    cfg, step = parts.cfg, progress.step
-    for group in parts.optimizer.param_groups:
-        group["lr"] = cfg.optim.lr * lr_factor(step, progress.train_time_s, cfg)
-    batch = {k: v.to(parts.device, non_blocking=True) for k, v in batch.items()}
-    text_ratio = cfg.mask.text_ratio if cfg.mask.variant in ("text", "both") else 0.0
-    with autocast(parts.device, cfg.optim.precision):
-        outputs = parts.model(batch, image_ratio=ratio, text_ratio=text_ratio)
-        losses = parts.criterion(outputs, batch)
-    loss = losses["loss"]
-    if step == cfg.fault.nan_at_step:
-        loss = loss * float("nan")
-    if not torch.isfinite(loss.detach()):
-        return {"loss": float("nan")}
-    parts.optimizer.zero_grad(set_to_none=True)
-    if parts.scaler is not None:
-        parts.scaler.scale(loss).backward()
-        parts.scaler.unscale_(parts.optimizer)
-    else:
-        loss.backward()
-    if cfg.optim.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(parts.model.parameters(), cfg.optim.grad_clip)
-    if parts.scaler is not None:
-        parts.scaler.step(parts.optimizer)
-        parts.scaler.update()
-    else:
-        parts.optimizer.step()
-    out = {k: v.detach().float().item() for k, v in losses.items()}
-    out["temperature"] = float(outputs["temperature"].detach())
-    return out
+class _Agreement:
+    """Rank 0's clock and "finite on every rank", agreed by one all-reduce per step.
+
+    Rank 0 measures training time (`own_s`, evaluation excluded); every rank adopts its
+    value. Mid-interval the agreed clock lags rank 0's by the last step's backward (the
+    agreement runs before backward); `sync` makes it exact at reports.
+    """
+
+    def __init__(self, device: torch.device, world_size: int, train_time_s: float):
+        self.device, self.world_size = device, world_size
+        self.own_s = train_time_s  # this rank's measured training time (rank 0's counts)
+        self.step_s = 0.0  # rank 0's last full step, agreed (paces the unmasked-tuning switch)
+        self._last_own_step = 0.0
+
+    def for_step(self, progress: checkpoint.Progress, t0: float, wait_s: float):
+        """The `agree` callback of one train_step."""
+
+        def agree(finite: bool, values: dict[str, float]) -> tuple[bool, dict[str, float]]:
+            keys = sorted(values)  # the same keys on every rank (same config)
+            now = self.own_s + wait_s + (time.perf_counter() - t0)
+            flag = 0.0 if finite else 1.0
+            out = distributed.agree(
+                [now, self._last_own_step], [flag, *(values[k] for k in keys)], self.device
+            )
+            progress.train_time_s, self.step_s = out[0], out[1]
+            # Contrastive/SVD parts are already global; MLM/MIM become the mean over ranks.
+            agreed = {k: v / self.world_size for k, v in zip(keys, out[3:], strict=True)}
+            return out[2] == 0, agreed
+
+        return agree
+
+    def finished_step(self, step_s: float, wait_s: float) -> None:
+        self.own_s += step_s + wait_s
+        self._last_own_step = step_s
+
+    def sync(self, progress: checkpoint.Progress) -> None:
+        progress.train_time_s = distributed.agree([self.own_s], [], self.device)[0]
+
+
+def _plan(progress: checkpoint.Progress, step_s: float, cfg: Config) -> StepPlan:
+    """This step's learning rate and mask ratios, from the agreed progress."""
+    unmasked = image_ratio_at(progress.step, progress, step_s, cfg) == 0.0
+    image_ratio, text_ratio = ratios_for(cfg, unmasked=unmasked and cfg.mask.image_ratio > 0)
+    lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
+    return StepPlan(lr=lr, image_ratio=image_ratio, text_ratio=text_ratio)
 
 
 class _Meter:
@@ -148,10 +184,17 @@ def _metrics(parts, progress, meter, started, status, evals) -> dict:
     return m
 
 
-def _report(parts, progress, meter, started, status, report, evaluate_now=True) -> dict:
-    """Evaluate (rank 0), checkpoint (rank 0) and hand both to `report`."""
+def _report(parts, progress, meter, started, status, report, agreement) -> dict:
+    """Evaluate (rank 0), checkpoint (rank 0, every rank's RNG) and hand both to `report`.
+
+    Called on every rank at the same step (the decision reads agreed progress): the clock
+    sync and the RNG gather are collectives.
+    """
+    agreement.sync(progress)
+    rng = distributed.gather_objects(checkpoint.rng_state())  # [world], rank order
     eval_start = time.perf_counter()
-    evals = parts.evaluate() if (evaluate_now and parts.rank == 0) else {}
+    evaluate_now = status != "diverged" and parts.rank == 0
+    evals = parts.evaluate() if evaluate_now else {}
     eval_s = time.perf_counter() - eval_start
     metrics = _metrics(parts, progress, meter, started, status, evals)
     metrics["eval_time_s"] = eval_s
@@ -161,7 +204,14 @@ def _report(parts, progress, meter, started, status, report, evaluate_now=True) 
         ckpt_dir = tempfile.mkdtemp(prefix="medflip-ckpt-")
         progress.wall_time_s = metrics["wall_time_s"] - (time.perf_counter() - started)
         checkpoint.save(
-            ckpt_dir, parts.unwrapped, parts.optimizer, parts.scaler, progress, to_json(parts.cfg)
+            ckpt_dir,
+            parts.unwrapped,
+            parts.optimizer,
+            parts.scaler,
+            progress,
+            to_json(parts.cfg),
+            rng=rng,
+            tokenizer_hash=parts.tokenizer_hash,
         )
     try:
         if report is not None:
@@ -170,6 +220,23 @@ def _report(parts, progress, meter, started, status, report, evaluate_now=True) 
         if ckpt_dir:
             shutil.rmtree(ckpt_dir, ignore_errors=True)
     return metrics
+
+
+def _eval_due(progress: checkpoint.Progress, last_eval: tuple[int, float], cfg: Config) -> bool:
+    """Every `eval.every_steps` steps, and every `eval_every_s(cfg)` training seconds."""
+    step, time_s = last_eval
+    if progress.step - step >= cfg.eval.every_steps:
+        return True
+    every_s = eval_every_s(cfg)
+    return every_s > 0 and progress.train_time_s - time_s >= every_s
+
+
+def eval_every_s(cfg: Config) -> float:
+    """Training seconds between evaluations: `eval.every_s`, else (0) a tenth of the time
+    budget, so a time-budgeted trial's curve has >= 8 points whatever its pace."""
+    if cfg.eval.every_s > 0:
+        return cfg.eval.every_s
+    return cfg.optim.time_budget_s / 10 if cfg.optim.time_budget_s > 0 else 0.0
 
 
 def _progress_line(m: dict, cfg: Config) -> str:
@@ -185,35 +252,41 @@ def fit(
 ) -> dict:
     """Train per `cfg`; returns the final metrics (also the last `report`)."""
     hooks = hooks or Hooks()
-    parts = build_parts(cfg, hooks.prepare_model, hooks.rank, hooks.world_size)
+    parts = build_parts(cfg, hooks)
     progress = checkpoint.Progress()
     if resume_from:
-        progress = checkpoint.load(resume_from, parts.unwrapped, parts.optimizer, parts.scaler)
+        progress = checkpoint.load(
+            resume_from, parts.unwrapped, parts.optimizer, parts.scaler, parts.rank,
+            parts.tokenizer_hash, rank_seed=cfg.seed * 1000 + parts.rank + 1,
+        )  # fmt: skip
         log.info("resumed from %s at step %d", resume_from, progress.step)
-    started, meter, step_s, status = time.perf_counter(), _Meter(), 0.0, "completed"
+    agreement = _Agreement(parts.device, parts.world_size, progress.train_time_s)
+    started, meter, status = time.perf_counter(), _Meter(), "completed"
+    last_eval = (progress.step, progress.train_time_s)
     while not _should_stop(progress, cfg) and status == "completed":
         for batch, wait_s in parts.batches(progress.epoch, progress.batch_in_epoch):
-            if progress.step == cfg.fault.crash_at_step and not progress.resumed:
-                raise RuntimeError(f"fault.crash_at_step: injected crash at step {progress.step}")
+            batch = hooks.before_step(progress.step, batch)
             t0 = time.perf_counter()
-            ratio = image_ratio_at(progress.step, progress, step_s, cfg)
-            losses = _train_step(parts, batch, ratio, progress)
+            losses = train_step(
+                parts.model, parts.criterion, parts.optimizer, batch,
+                _plan(progress, agreement.step_s, cfg),
+                precision=cfg.optim.precision, grad_clip=cfg.optim.grad_clip,
+                scaler=parts.scaler, agree=agreement.for_step(progress, t0, wait_s),
+            )  # fmt: skip
             step_s = time.perf_counter() - t0
+            agreement.finished_step(step_s, wait_s)
             progress.step, progress.batch_in_epoch = progress.step + 1, progress.batch_in_epoch + 1
             progress.samples_seen += cfg.optim.batch_size
-            progress.train_time_s += step_s + wait_s
             meter.add(losses, cfg.optim.batch_size, step_s + wait_s, wait_s)
             if not math.isfinite(losses["loss"]):
-                status = "diverged"
+                status = "diverged"  # on every rank at once: the flag was agreed
                 log.warning("non-finite loss at step %d: stopping", progress.step)
                 break
             if _should_stop(progress, cfg):
                 break
-            if progress.step % cfg.eval.every_steps == 0:
-                _report(parts, progress, meter, started, "running", report)
-                meter = _Meter()
+            if _eval_due(progress, last_eval, cfg):
+                _report(parts, progress, meter, started, "running", report, agreement)
+                meter, last_eval = _Meter(), (progress.step, progress.train_time_s)
         else:
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
-    return _report(
-        parts, progress, meter, started, status, report, evaluate_now=status != "diverged"
-    )
+    return _report(parts, progress, meter, started, status, report, agreement)

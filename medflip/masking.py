@@ -85,15 +85,26 @@ def mask_tokens(
     return masked_ids, labels
 
 
+def objectives(cfg: Config) -> tuple[bool, bool]:
+    """(MIM, MLM): the extra objectives `mask.variant` trains -- the one place that decides.
+
+    `image` adds MAE reconstruction of the dropped patches, `text` adds MLM, `both` both,
+    `none` neither; an objective whose weight is 0 is off (the model builds no head for it).
+    """
+    variant = cfg.mask.variant
+    mim = variant in ("image", "both") and cfg.loss.mim_weight > 0
+    mlm = variant in ("text", "both") and cfg.loss.mlm_weight > 0
+    return mim, mlm
+
+
 def ratios_for(cfg: Config, unmasked: bool = False) -> tuple[float, float]:
     """(image_ratio, text_ratio) for a training step, as the README defines the variants.
 
-    `mask.image_ratio` is FLIP patch dropping and applies in every variant; `mask.variant`
-    only selects the extra objectives: `image` adds MAE reconstruction of the dropped
-    patches (the model builds its decoder), `text` adds MLM at `mask.text_ratio`, `both`
-    both, `none` neither. `unmasked=True` is FLIP's final unmasked tuning: nothing masked.
+    `mask.image_ratio` is FLIP patch dropping and applies in every variant; the text is
+    masked (at `mask.text_ratio`) only when the variant trains MLM (`objectives`).
+    `unmasked=True` is FLIP's unmasked tuning: nothing masked, so MIM and MLM rest too.
     """
     if unmasked:
         return 0.0, 0.0
-    text = cfg.mask.text_ratio if cfg.mask.variant in ("text", "both") else 0.0
-    return cfg.mask.image_ratio, text
+    _, mlm = objectives(cfg)
+    return cfg.mask.image_ratio, cfg.mask.text_ratio if mlm else 0.0

@@ -86,6 +86,7 @@ MANIFEST: dict[str, type] = {
     "torch_version": str,
     "ray_version": str,
     "num_workers": int,
+    "tokenizer_hash": str,  # the experiment's one tokenizer (medflip.data.tokenizer)
 }
 COLUMNS: dict[str, type] = {**IDS, **CONFIG, **METRICS, **MANIFEST}
 REQUIRED = ("experiment", "trial_id", "step")  # a row without these cannot be placed

@@ -5,10 +5,9 @@ Kept apart from the loop in engine.py so the loop reads as training, not plumbin
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -20,6 +19,7 @@ from medflip.data import benchmark
 from medflip.data.controls import ShuffledReports
 from medflip.data.dataset import build_tokenizer, build_train_dataset, collate
 from medflip.data.sampler import ShardedBatchSampler
+from medflip.data.tokenizer import load_experiment_tokenizer, tokenizer_hash
 from medflip.losses import MedFLIPLoss
 from medflip.models.medflip import MedFLIP
 
@@ -34,15 +34,6 @@ def pick_device() -> torch.device:
 
 def device_name(device: torch.device) -> str:
     return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-
-
-def autocast(device: torch.device, precision: str):
-    """bf16 autocast on CPU and GPU; fp16 on GPU only (with a GradScaler); else nothing."""
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16":
-        return torch.autocast(device.type, dtype=torch.float16)
-    return contextlib.nullcontext()
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -69,6 +60,7 @@ class RunParts:
     scaler: torch.amp.GradScaler | None
     dataset: torch.utils.data.Dataset
     tokenizer: object
+    tokenizer_hash: str
     rank: int
     world_size: int
 
@@ -111,11 +103,22 @@ class RunParts:
         )
 
 
-def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int) -> RunParts:
+def _tokenizer(cfg: Config, hooks):
+    """The experiment's shared tokenizer file when the caller names one, else built here."""
+    if hooks.tokenizer_file:
+        return load_experiment_tokenizer(
+            hooks.tokenizer_file, hooks.tokenizer_hash, cfg.data.max_text_len
+        )
+    return build_tokenizer(cfg)
+
+
+def build_parts(cfg: Config, hooks) -> RunParts:
+    """Data, model (prepared by `hooks.prepare_model`), loss, optimiser for rank `hooks.rank`."""
     if cfg.optim.precision == "fp16" and not torch.cuda.is_available():
         raise ValueError("optim.precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
+    prepare_model, rank, world_size = hooks.prepare_model, hooks.rank, hooks.world_size
     device = pick_device()
-    tokenizer = build_tokenizer(cfg)
+    tokenizer = _tokenizer(cfg, hooks)
     dataset = build_train_dataset(cfg, tokenizer)
     if cfg.data.shuffle_reports:
         dataset = ShuffledReports(dataset, cfg.data.seed)
@@ -144,6 +147,7 @@ def build_parts(cfg: Config, prepare_model: Callable, rank: int, world_size: int
         scaler,
         dataset,
         tokenizer,
+        tokenizer_hash(tokenizer),
         rank,
         world_size,
     )

@@ -77,6 +77,22 @@ def test_fit_reports_every_metric_and_a_checkpoint(tmp_path):
     assert all(os.path.exists(os.path.join(c, checkpoint.STATE_FILE)) for c in rec.checkpoints)
 
 
+def crash_at(step):
+    def before_step(s, batch):
+        if s == step:
+            raise RuntimeError(f"injected crash at step {s}")
+        return batch
+
+    return engine.Hooks(before_step=before_step)
+
+
+def nan_at(step):
+    def before_step(s, batch):
+        return {**batch, "image": batch["image"] * float("nan")} if s == step else batch
+
+    return engine.Hooks(before_step=before_step)
+
+
 def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     """Crash at step 25, resume from the step-20 checkpoint: same final metrics.
 
@@ -87,13 +103,9 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     full = engine.fit(cfg, report=Recorder(str(tmp_path / "a")))
     rec = Recorder(str(tmp_path / "b"))
     with pytest.raises(RuntimeError, match="injected crash"):
-        engine.fit(apply_overrides(cfg, {"fault.crash_at_step": 25}), report=rec)
+        engine.fit(cfg, report=rec, hooks=crash_at(25))
     assert rec.reports[-1]["step"] == 20
-    resumed = engine.fit(
-        apply_overrides(cfg, {"fault.crash_at_step": 25}),
-        report=rec,
-        resume_from=rec.checkpoints[-1],
-    )
+    resumed = engine.fit(cfg, report=rec, resume_from=rec.checkpoints[-1])
     assert resumed["step"] == 30 and resumed["samples_seen"] == full["samples_seen"]
     for key in ("loss", "temperature", "zeroshot_acc", "retrieval_i2t_p1", "probe_acc"):
         assert resumed[key] == pytest.approx(full[key], abs=1e-5), key
@@ -101,7 +113,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
 
 def test_nan_loss_stops_with_diverged(tmp_path):
     rec = Recorder(str(tmp_path))
-    final = engine.fit(tiny(**{"fault.nan_at_step": 12}), report=rec)
+    final = engine.fit(tiny(), report=rec, hooks=nan_at(12))
     assert final["status"] == "diverged" and final["step"] == 13
     assert rec.checkpoints and rec.reports[-1]["status"] == "diverged"
     assert [r["step"] for r in rec.reports] == [10, 13]

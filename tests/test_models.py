@@ -189,6 +189,7 @@ def test_temperature_learned_fixed_and_clamped():
     assert learned.logit_scale.requires_grad
     with torch.no_grad():
         learned.logit_scale.fill_(20.0)
+    learned.clamp_temperature_()  # CLIP-style: the parameter, after the optimiser step
     assert learned.temperature().item() == pytest.approx(0.01)
     fixed = make_model(make_cfg(**{"loss.learn_temperature": False, "loss.temperature": 2.0}))
     assert "logit_scale" not in dict(fixed.named_parameters())

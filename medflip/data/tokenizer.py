@@ -3,10 +3,16 @@
 Reports use a small clinical vocabulary; a tokenizer trained on them (plus the class
 prompts, so evaluation text has no unknown words) needs no model hub. A local pretrained
 tokenizer directory (`data.tokenizer`) is used as is.
+
+A sweep builds the corpus tokenizer once, before any trial starts, into the experiment
+directory (`experiment_tokenizer`); every worker loads that file, so all nodes share one
+vocabulary (WordPiece training is not reproducible across processes), and its
+`tokenizer_hash` goes into the results manifest and every checkpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 
@@ -22,6 +28,8 @@ from tokenizers import (
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from medflip.data.cache import atomic_file, cache_dir, digest, locked
+
+EXPERIMENT_FILE = "tokenizer.json"  # in the experiment directory
 
 SPECIALS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # ids 0..4 in this order
 _RECIPE = "wordpiece-bert-lower-v1"  # bump when the recipe changes: invalidates caches
@@ -85,3 +93,45 @@ def pretrained_tokenizer(path: str, max_len: int) -> PreTrainedTokenizerFast:
     tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     tok.model_max_length = max_len
     return tok
+
+
+def tokenizer_hash(tokenizer) -> str:
+    """12 hex digits of sha256 over the tokenizer's full JSON (vocabulary, rules, specials)."""
+    return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
+
+
+class TokenizerMismatch(RuntimeError):
+    """A worker's tokenizer is not the experiment's."""
+
+
+def load_experiment_tokenizer(path: str, expected_hash: str, max_len: int):
+    """The experiment's tokenizer file; refuses one whose hash is not `expected_hash`."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"experiment tokenizer {path!r} does not exist")
+    tok = wrap(path, max_len)
+    found = tokenizer_hash(tok)
+    if expected_hash and found != expected_hash:
+        raise TokenizerMismatch(
+            f"{path}: tokenizer hash {found}, the experiment's is {expected_hash}; "
+            "refusing to train with another vocabulary"
+        )
+    return tok
+
+
+def experiment_tokenizer(cfg, directory: str) -> tuple[str, str]:
+    """Build the corpus tokenizer once into `directory` -> (path, hash).
+
+    ("", "") when the config names a local pretrained tokenizer (data.tokenizer or a local
+    model.text): that directory is the shared copy. An existing file (a resumed sweep) is
+    kept as is, so a resume trains with the vocabulary it started with.
+    """
+    from medflip.data.dataset import build_tokenizer  # dataset imports this module
+
+    if cfg.data.tokenizer or os.path.isdir(cfg.model.text):
+        return "", ""
+    path = os.path.join(directory, EXPERIMENT_FILE)
+    if not os.path.exists(path):
+        os.makedirs(directory, exist_ok=True)
+        with atomic_file(path) as tmp:
+            build_tokenizer(cfg).backend_tokenizer.save(tmp)
+    return path, tokenizer_hash(wrap(path, cfg.data.max_text_len))

@@ -21,12 +21,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from medflip.config import Config
-from medflip.masking import mask_tokens
+from medflip.masking import mask_tokens, objectives
 from medflip.models.image import ImageTower, MAEDecoder, normalized_patches
 from medflip.models.text import TextTower
 
-# tau is clamped to [0.01, 1] (CLIP clamps logit_scale at 100, i.e. tau >= 0.01; above 1 the
+# tau is kept in [0.01, 1] (CLIP clamps logit_scale at 100, i.e. tau >= 0.01; above 1 the
 # logits lie in [-1, 1] and the softmax is nearly uniform). Widened to include the initial tau.
+# Clamped CLIP-style: the parameter, after each optimiser step (`clamp_temperature_`), so a
+# tau at a bound still gets a gradient that can pull it back (a clamp in the forward pass
+# would give it exactly zero for good).
 TAU_MIN, TAU_MAX = 0.01, 1.0
 
 
@@ -55,14 +58,14 @@ class MedFLIP(nn.Module):
         self.image = ImageTower(cfg)
         # Heads exist only for the variants that train them: a parameter that never gets a
         # gradient stalls DDP (its all-reduce waits forever) and is dead weight in checkpoints.
-        use_mlm = cfg.mask.variant in ("text", "both") and cfg.loss.mlm_weight > 0
+        use_mim, use_mlm = objectives(cfg)
         self.text = TextTower(cfg, vocab_size, pad_token_id, mlm=use_mlm)
         self.image_proj = nn.Linear(self.image.width, cfg.model.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, cfg.model.embed_dim, bias=False)
         nn.init.normal_(self.image_proj.weight, std=self.image.width**-0.5)
         nn.init.normal_(self.text_proj.weight, std=self.text.width**-0.5)
         self.decoder = None
-        if cfg.mask.variant in ("image", "both") and cfg.loss.mim_weight > 0:
+        if use_mim:
             self.decoder = MAEDecoder(cfg, self.image.vit.patch_embed.grid_size)
         # Projected token outputs cost a [N, T, W] x [W, D] matmul; only the pair SVD uses them.
         self.return_tokens = cfg.loss.svd_weight > 0 and cfg.loss.svd_form == "pair"
@@ -75,9 +78,14 @@ class MedFLIP(nn.Module):
             self.register_buffer("logit_scale", scale)
 
     def temperature(self) -> torch.Tensor:
-        """tau = exp(-logit_scale), clamped to [TAU_MIN, TAU_MAX] (scalar tensor)."""
+        """tau = exp(-logit_scale) (scalar tensor); kept in bounds by `clamp_temperature_`."""
+        return torch.exp(-self.logit_scale)
+
+    @torch.no_grad()
+    def clamp_temperature_(self) -> None:
+        """Clamp logit_scale into [log 1/TAU_MAX, log 1/TAU_MIN], after the optimiser step."""
         low, high = self.log_scale_bounds
-        return torch.exp(-self.logit_scale.clamp(low, high))
+        self.logit_scale.clamp_(low, high)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         """[N, 1, H, W] -> [N, D] L2-normalised, all patches (evaluation)."""

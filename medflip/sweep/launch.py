@@ -154,7 +154,11 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         collective_timeout_s=args.collective_timeout_s,
     )
     validate(plan)
-    if plan.workers_per_trial > 1 and plan.gpus_per_worker is not None and 0 < plan.gpus_per_worker < 1:
+    if (
+        plan.workers_per_trial > 1
+        and plan.gpus_per_worker is not None
+        and 0 < plan.gpus_per_worker < 1
+    ):
         raise PlanError(
             f"--gpus-per-worker {plan.gpus_per_worker} with --workers-per-trial "
             f"{plan.workers_per_trial}: two DDP ranks would share one GPU, which NCCL refuses; "
