@@ -1,8 +1,8 @@
-"""Best-so-far curves, time to a target, Pareto frontiers and 2-D hypervolume.
+"""Reported curves, time to a target, Pareto frontiers and 2-D hypervolume.
 
-A trial's curve is the best-so-far metric against cost (a step function: the best model
-you hold once you have paid x). Costs are the reported x values; nothing is interpolated
-between reports.
+A trial's curve is, against cost, the test value of the checkpoint you would hold once you
+have paid x: the one best on the validation split so far (a step function). Costs are the
+reported x values; nothing is interpolated between reports.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ class Trial:
     seed: int
     status: str  # the last reported status ("running" if none)
     x: np.ndarray  # [R] cost at each report, non-decreasing
-    best: np.ndarray  # [R] best-so-far metric; NaN before the first reported value
+    best: np.ndarray  # [R] test value of the val-selected checkpoint; NaN before any
 
     @property
     def final_x(self) -> float:
@@ -36,8 +36,28 @@ class Trial:
         return float(self.best[-1])
 
 
-def trials(df: pd.DataFrame, x: str, y: str, by: str | None) -> list[Trial]:
-    """Trials (by experiment and trial_id) from a results frame; rows without x are skipped."""
+def held_values(val: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """[R] the test value of the checkpoint held at each report: the one best on validation
+    so far (ties to the newest); NaN before the first evaluation. Never a running maximum
+    over test values."""
+    out, best, where = np.full(len(val), np.nan), -np.inf, -1
+    for r, v in enumerate(val):
+        if not np.isnan(v) and not np.isnan(test[r]) and v >= best:
+            best, where = v, r
+        if where >= 0:
+            out[r] = test[where]
+    return out
+
+
+def trials(
+    df: pd.DataFrame, x: str, y: str, by: str | None, select: str | None = None
+) -> list[Trial]:
+    """Trials (by experiment and trial_id) from a results frame; rows without x are skipped.
+
+    `best` is the reported curve: `y` of the checkpoint best on `select` so far (default
+    `y` itself, i.e. selection on the reported split: pass the validation column).
+    """
+    select = select or y
     df = df[df[x].notna()].sort_values(["experiment", "trial_id", "step"], kind="stable")
     out = []
     for (exp, tid), rows in df.groupby(["experiment", "trial_id"], sort=True):
@@ -45,7 +65,7 @@ def trials(df: pd.DataFrame, x: str, y: str, by: str | None) -> list[Trial]:
         # A restarted trial may restart its clock; cost spent is never given back.
         xs = np.maximum.accumulate(xs)
         ys = rows[y].to_numpy(dtype=float, na_value=np.nan)
-        best = np.fmax.accumulate(ys)  # fmax skips NaN (reports without an evaluation)
+        best = held_values(rows[select].to_numpy(dtype=float, na_value=np.nan), ys)
         status = rows["status"].dropna()
         out.append(
             Trial(

@@ -22,114 +22,17 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analysis import common, curves, stats  # noqa: E402
+from analysis import common, curves, paired  # noqa: E402
 
-GRID = 256  # points of the common cost grid for the curves
-_HV_CELLS = 600_000_000  # above this, the hypervolume bootstrap thins its steps (~6 s)
-_CHUNK_CELLS = 2_000_000  # values per bootstrap gather for the hypervolume (~16 MB)
-
-
-def default_target(group: list[curves.Trial]) -> float:
-    """The baseline's median final accuracy; the lower median for an even number of seeds,
-    so at least half the baseline seeds reach it (the upper middle one would give an
-    infinite median cost for the baseline itself)."""
-    finals = np.sort(
-        [
-            t.final_best
-            for t in group
-            if t.status not in curves.FAILED and not np.isnan(t.final_best)
-        ]
-    )
-    if len(finals) == 0:
-        raise common.AnalysisError(
-            "the baseline group has no finished trial with a value for the target: pass --target"
-        )
-    return float(finals[(len(finals) - 1) // 2])
+GRID = 256  # points of the common cost grid for the curves (plus every evaluation's cost)
+_MAX_GRID = 2048  # above this many distinct costs the grid is the even one only
 
 
-def band(m: np.ndarray, idx: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Median over trials of m [T, G] and its bootstrap 95% band (NaN without resamples)."""
-    med = stats.nanmedian(m, axis=0)  # [G]
-    if idx is None:
-        return med, np.full_like(med, np.nan), np.full_like(med, np.nan)
-    chunk = max(1, _CHUNK_CELLS // m.size)  # replicates per gather: memory stays bounded
-    boot = np.concatenate(
-        [
-            stats.nanmedian(m[idx[i : i + chunk]], axis=1)  # [b, T, G] -> [b, G]
-            for i in range(0, len(idx), chunk)
-        ]
-    )  # [B, G]
-    lo, hi = stats.interval(boot, axis=0)
-    return med, lo, hi
-
-
-def hv_band(group, ref, idx) -> tuple[float, float, float]:
-    """Hypervolume of the median best-so-far staircase, on the group's report costs.
-
-    Exact (every step of every trial) unless the bootstrap would touch more than
-    `_HV_CELLS` values; then on an evenly thinned subset of the steps (a lower bound).
-    """
-    xs = np.unique(np.concatenate([t.x for t in group]))  # [K] every step of any trial
-    n_boot = 1 if idx is None else len(idx)
-    if len(xs) * len(group) * n_boot > _HV_CELLS:
-        keep = max(256, _HV_CELLS // (len(group) * n_boot))
-        xs = np.unique(xs[np.linspace(0, len(xs) - 1, keep).astype(int)])
-    h = curves.curve_matrix(group, xs, fill=ref[1])  # no model yet counts as the reference
-    point = float(curves.staircase_area(xs, stats.nanmedian(h, axis=0), ref))
-    if idx is None:
-        return point, np.nan, np.nan
-    chunk = max(1, _CHUNK_CELLS // h.size)  # replicates per gather: memory stays bounded
-    boot = np.concatenate(
-        [
-            curves.staircase_area(xs, stats.nanmedian(h[idx[i : i + chunk]], axis=1), ref)
-            for i in range(0, len(idx), chunk)
-        ]
-    )  # [B]
-    lo, hi = stats.interval(boot)
-    return point, float(lo), float(hi)
-
-
-def _resample(rng, n: int, n_boot: int) -> np.ndarray | None:
-    return stats.boot_indices(rng, n, n_boot) if n >= 2 else None  # one seed: no CI
-
-
-def _median_ci(values: np.ndarray, idx) -> tuple[float, float, float]:
-    point = float(stats.nanmedian(values))
-    if idx is None:
-        return point, np.nan, np.nan
-    lo, hi = stats.interval(stats.nanmedian(values[idx], axis=1))
-    return point, float(lo), float(hi)
-
-
-def _speedup(base_cost, base_idx, cost, idx) -> tuple[float, float, float]:
-    point = float(stats.ratio(stats.nanmedian(base_cost), stats.nanmedian(cost)))
-    if base_idx is None or idx is None:
-        return point, np.nan, np.nan
-    boot = stats.ratio(
-        stats.nanmedian(base_cost[base_idx], axis=1), stats.nanmedian(cost[idx], axis=1)
-    )  # [B]
-    lo, hi = stats.interval(boot)
-    return point, float(lo), float(hi)
-
-
-def _group_stats(group, grid, target, budget, ref, rng, n_boot, base) -> dict:
-    """Curve, reach costs, speedup, accuracy at budget and hypervolume of one group."""
-    idx = _resample(rng, len(group), n_boot)
-    span = max(t.final_x for t in group)
-    med, lo, hi = band(curves.curve_matrix(group, grid, carry_to=span), idx)
-    cost = np.array([curves.reach_cost(t, target) for t in group])  # [T], inf = never
-    at_budget = np.array([curves.step_values(t.x, t.best, np.array([budget]))[0] for t in group])
-    speed = _speedup(base["cost"], base["idx"], cost, idx) if base else (1.0, np.nan, np.nan)
-    return {
-        "curve": (med, lo, hi),
-        "cost": cost,
-        "idx": idx,
-        "reached": f"{int(np.isfinite(cost).sum())}/{len(group)}",
-        "speedup": speed,
-        "acc_at_budget": _median_ci(at_budget, idx),
-        "hypervolume": hv_band(group, ref, idx),
-        "n": len(group),
-    }
+def _grid(trials: list[curves.Trial], budget: float) -> np.ndarray:
+    lo, hi = min(t.x[0] for t in trials), max(t.final_x for t in trials)
+    xs = np.unique(np.concatenate([t.x for t in trials]))
+    extra = xs if len(xs) <= _MAX_GRID else np.array([])
+    return np.unique(np.concatenate([np.linspace(lo, hi, GRID), extra, [budget]]))  # [G]
 
 
 def analyse(
@@ -145,44 +48,39 @@ def analyse(
 ) -> dict:
     """The whole frontier analysis of a results frame (one device type).
 
-    Returns {"summary": the dict of summary.json with floats (inf/NaN kept),
-    "curves": DataFrame(group, x, median, lo, hi), "trials": DataFrame(one row per trial:
-    experiment, trial_id, group, seed, status, final_x, final_best, reach_cost, at_budget,
-    pareto)}.
+    Each trial's curve is the test `y` of the checkpoint selected on `val_<y>` (paired.py);
+    an arm's curve is the mean over its seeds. Returns {"summary": the dict of summary.json
+    with floats (inf/NaN kept), "curves": DataFrame(group, x, median, lo, hi) (median =
+    the arm's mean curve, kept under its old column name), "trials": DataFrame(one row
+    per trial: experiment, trial_id, group, seed, status, final_x, final_best, reach_cost,
+    at_budget, pareto)}.
     """
     for name, flag in ((x, "--x"), (y, "--y")):
         common.require_metric(df, name, flag)
-    trials = curves.trials(df, x, y, by)
+    select = paired.selection_column(df, y)
+    trials = curves.trials(df, x, y, by, select=select)
     levels = common.sorted_levels((t.group for t in trials), by)
     base_level = common.pick_baseline(levels, baseline)
-    groups = {lv: [t for t in trials if t.group == lv] for lv in levels}
-    given = target is not None
-    target = float(target) if given else default_target(groups[base_level])
-    budget = float(np.median([t.final_x for t in groups[base_level]]))
+    all_runs = paired.runs(df, trials, x, y)
+    groups = {lv: [r for r in all_runs if r.trial.group == lv] for lv in levels}
+    budget = float(np.median([r.trial.final_x for r in groups[base_level]]))
     ref = (max(t.final_x for t in trials), common.CHANCE.get(y, 0.0) if ref_y is None else ref_y)
-    grid = np.linspace(min(t.x[0] for t in trials), ref[0], GRID)  # [G]
-    rng = np.random.default_rng(seed)
-    out = {}
-    base = _group_stats(groups[base_level], grid, target, budget, ref, rng, n_boot, None)
-    for lv in levels:
-        out[lv] = (
-            base
-            if lv == base_level
-            else _group_stats(groups[lv], grid, target, budget, ref, rng, n_boot, base)
-        )
-    summary = _summary(out, base_level, target, budget, ref, x, y, by, n_boot, seed)
-    summary["target_from"] = "given" if given else "baseline median final"
+    grid = _grid(trials, budget)
+    cmp = paired.compare(groups, base_level, grid, budget, target, ref, n_boot, seed)
+    summary = _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed)
+    summary["target_from"] = "given" if target is not None else "baseline's accuracy at its budget"
+    summary["selected_on"] = select
     return {
         "summary": summary,
-        "curves": _curves_frame(out, grid),
-        "trials": _trials_frame(trials, target, budget),
+        "curves": _curves_frame(cmp["groups"], grid),
+        "trials": _trials_frame(trials, cmp["target"], budget),
     }
 
 
 def _curves_frame(out: dict, grid: np.ndarray) -> pd.DataFrame:
     parts = []
     for lv, g in out.items():
-        med, lo, hi = g["curve"]
+        med, (lo, hi) = g["curve"], g["curve_ci"]
         keep = ~np.isnan(med)
         parts.append(
             pd.DataFrame(
@@ -220,24 +118,25 @@ def _trials_frame(trials: list[curves.Trial], target: float, budget: float) -> p
     return tf
 
 
-def _summary(out, base_level, target, budget, ref, x, y, by, n_boot, seed) -> dict:
+_KEEP = ("acc_at_budget", "diff", "p_improvement", "p_diff_positive", "speedup", "reached")
+
+
+def _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed) -> dict:
     groups = {}
-    for lv, g in out.items():
-        (sp, sp_lo, sp_hi), (ab, ab_lo, ab_hi) = g["speedup"], g["acc_at_budget"]
-        hv, hv_lo, hv_hi = g["hypervolume"]
+    for lv, g in cmp["groups"].items():
         groups[common.label(lv)] = {
-            "speedup": sp,
-            "speedup_ci": [sp_lo, sp_hi],
-            "reached": g["reached"],
-            "acc_at_budget": ab,
-            "acc_at_budget_ci": [ab_lo, ab_hi],
-            "hypervolume": hv,
-            "hypervolume_ci": [hv_lo, hv_hi],
-            "n": g["n"],
+            **{k: g[k] for k in _KEEP},
+            **{k: list(g[k]) for k in ("acc_at_budget_ci", "diff_ci", "speedup_ci")},
+            "reach": g["reach"],
+            "hypervolume": g["hypervolume"],
+            "hypervolume_ci": list(g["hypervolume_ci"]),
+            "n": len(g["seeds"]),
+            "seeds": g["seeds"],
         }
+    how = "evaluation items and seeds" if cmp["items_resampled"] else "seeds"
     return {
         "baseline": common.label(base_level),
-        "target": target,
+        "target": cmp["target"],
         "groups": groups,
         "x": x,
         "y": y,
@@ -246,7 +145,8 @@ def _summary(out, base_level, target, budget, ref, x, y, by, n_boot, seed) -> di
         "reference_point": [float(ref[0]), float(ref[1])],
         "n_bootstrap": n_boot,
         "seed": seed,
-        "ci": "bootstrap percentile 95%, trials resampled",
+        "items_resampled": cmp["items_resampled"],
+        "ci": f"paired bootstrap percentile 95%, {how} resampled",
     }
 
 

@@ -94,3 +94,36 @@ def sweep(
         for lv in levels:
             out.append(trial(base_x / speed[lv], ys, level=lv, seed=s, experiment=experiment))
     return table(*out)
+
+
+def noisy_trial(xs, true_acc, difficulty, rng, *, level, seed, n_val=500) -> list[dict]:
+    """Rows of one trial evaluated at `xs` on a shared test set of items.
+
+    Item i is right with probability sigmoid(logit(true_acc) + difficulty[i]) (the same
+    items for every arm: pairing), drawn afresh at each evaluation (the model changes); the
+    validation half is n_val independent draws at the same true accuracy.
+    """
+    from medflip import items
+
+    rows = trial(xs, np.zeros(len(xs)), level=level, seed=seed)
+    for row, p in zip(rows, true_acc, strict=True):
+        logit = np.log(p / (1 - p)) + difficulty  # [N]
+        correct = rng.random(len(difficulty)) < 1 / (1 + np.exp(-logit))
+        row["zeroshot_acc"] = float(correct.mean())
+        row["zeroshot_items"] = items.pack(correct)
+        row["val_zeroshot_acc"] = float(rng.binomial(n_val, p) / n_val)
+    return rows
+
+
+def identical_curves(every=(10.0, 2.5), seeds=3, budget=200.0, n_items=500, seed=0):
+    """Two arms with the same true learning curve; arm 0.5 is evaluated 4x as often."""
+    rng = np.random.default_rng(seed)
+    difficulty = rng.normal(0, 1.0, n_items)
+    out = []
+    for s in range(seeds):
+        offset = rng.normal(0, 0.01)  # seed-to-seed variation of the true curve
+        for level, dt in zip((0.0, 0.5), every, strict=True):
+            xs = np.arange(dt, budget + 1e-9, dt)
+            acc = np.clip(rise(xs, 0.6, 60) + offset, 0.05, 0.95)
+            out.append(noisy_trial(xs, acc, difficulty, rng, level=level, seed=s))
+    return table(*out)
