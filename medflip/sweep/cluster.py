@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass
 
 import ray
 
+from medflip.sweep import raycompat
+
 # The Tune trial's own process (train_driver_fn): it only waits on the Train controller.
 DRIVER_MEMORY_BYTES = 128 * 2**20
 JOBS_FILE = "medflip_jobs.json"
+DASHBOARD_PORT = 8265  # Ray's default; a local sweep's Ray takes another when it is in use
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,32 @@ def connect(address: str | None, env_vars: dict[str, str] | None = None) -> dict
         env.setdefault("RAY_ADDRESS", address)
         ray.init(address=address, runtime_env={"env_vars": env})
     else:
-        ray.init(num_cpus=os.cpu_count() or 1, runtime_env={"env_vars": env} if env else None)
+        # "local": a Ray of its own, even where another instance runs on this machine
+        # (preflight already refused when Ray would rather join a recorded cluster). Ray's
+        # helpers that look their cluster up (Train's placement-group cleaner: the state API
+        # without an address) then see two GCS processes and die with a traceback, so the
+        # dashboard gets a port chosen here and they are told where it is.
+        port = free_port(DASHBOARD_PORT)
+        env.setdefault("RAY_API_SERVER_ADDRESS", f"http://127.0.0.1:{port}")
+        ray.init(
+            address="local",
+            num_cpus=os.cpu_count() or 1,
+            dashboard_port=port,
+            runtime_env={"env_vars": env},
+        )
     return dict(ray.cluster_resources())
+
+
+def free_port(preferred: int) -> int:
+    """`preferred` when nothing listens there on loopback, else a port the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise OSError("no free port on 127.0.0.1")
 
 
 def resolve_address(address: str) -> str:
@@ -65,9 +93,7 @@ def resolve_address(address: str) -> str:
     address `ray start` recorded); anything else is returned as given."""
     if address != "auto":
         return address
-    from ray._private.services import canonicalize_bootstrap_address_or_die
-
-    return canonicalize_bootstrap_address_or_die("auto")
+    return raycompat.bootstrap_address_or_die("auto")
 
 
 def node_resources() -> list[dict[str, float]]:
@@ -211,11 +237,10 @@ def clear_hint(experiment_dir: str, leftovers: list[dict]) -> str:
 
 def remove_placement_groups(ids: list[str]) -> int:
     """Remove placement groups by hex id; returns how many were removed."""
-    from ray._raylet import PlacementGroupID
-    from ray.util.placement_group import PlacementGroup, remove_placement_group
+    from ray.util.placement_group import remove_placement_group
 
     for pg_id in ids:
-        remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(pg_id)))
+        remove_placement_group(raycompat.placement_group(pg_id))
     return len(ids)
 
 

@@ -13,6 +13,8 @@ import shutil
 import socket
 import tempfile
 
+from medflip.sweep import raycompat
+
 MiB = 2**20
 PROBE_BYTES = 64 * 1024  # written and fsynced: a full disk fails here, not mid-sweep
 
@@ -52,13 +54,16 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
     `auto` follows Ray's own rules (RAY_ADDRESS, the last `ray start` on this machine, a
     running GCS process) and must find a cluster that answers; `host:port` must answer.
     """
-    if address in (None, "", "local"):
+    if address == "local":
+        return None
+    if address in (None, ""):
+        joined = raycompat.recorded_address()
+        if joined:  # ray.init() would join it, and then refuse the local sizing
+            raise PreflightError(existing_cluster_message(joined))
         return None
     if address == "auto":
-        from ray._private.services import canonicalize_bootstrap_address
-
         try:
-            address = canonicalize_bootstrap_address("auto")
+            address = raycompat.bootstrap_address("auto")
         except ConnectionError:
             raise PreflightError(NO_CLUSTER) from None
         if address is None:
@@ -73,6 +78,20 @@ def resolve_address(address: str | None, timeout_s: float = 3.0) -> str | None:
             f"wrong port?). {START_HINT}"
         )
     return address
+
+
+def existing_cluster_message(address: str) -> str:
+    """One line: Ray would join the cluster at `address`; say how to choose."""
+    source = (
+        "RAY_ADDRESS names it"
+        if os.environ.get("RAY_ADDRESS")
+        else "`ray start` / make cluster-up recorded it"
+    )
+    return (
+        f"a Ray cluster is already running at {address} ({source}): pass --address auto to "
+        "run this sweep on it, or stop it (make cluster-down) or unset RAY_ADDRESS to run "
+        "the sweep on a Ray started just for it"
+    )
 
 
 def connect_error(address: str | None, exc: BaseException) -> PreflightError:

@@ -18,7 +18,7 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from medflip import results
-from medflip.sweep import cluster
+from medflip.sweep import cluster, raycompat
 from medflip.sweep.plan import Plan, PlanError
 from medflip.sweep.recorder import ResultsRecorder
 from medflip.sweep.replicate import Replicated
@@ -159,7 +159,7 @@ def restore_tuner(plan: Plan, callbacks: list):
         resume_errored=False,
         restart_errored=False,
     )
-    run_config = tuner._local_tuner.get_run_config()  # no public setter on restore
+    run_config = raycompat.restored_run_config(tuner)  # no public setter on restore
     for cb in run_config.callbacks:
         if isinstance(cb, ResultsRecorder):
             cb.experiment_dir = plan.experiment_dir  # the experiment may have moved
@@ -169,7 +169,7 @@ def restore_tuner(plan: Plan, callbacks: list):
 
 
 def _restored_searcher(tuner):
-    alg = tuner._local_tuner._tune_config.search_alg
+    alg = raycompat.restored_search_alg(tuner)
     while isinstance(alg, ConcurrencyLimiter):
         alg = alg.searcher
     return alg
@@ -195,7 +195,7 @@ def check_searcher_before(tuner, plan: Plan) -> None:
 def check_searcher_after(tuner, plan: Plan) -> None:
     if plan.space.kind == "grid" or not plan.resume:
         return
-    study = _restored_searcher(tuner).inner._ot_study
+    study = raycompat.optuna_study(_restored_searcher(tuner).inner)
     print(
         f"Optuna study after resume: {len(study.trials)} configurations "
         f"({plan.num_samples} planned)"

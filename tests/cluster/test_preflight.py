@@ -146,3 +146,13 @@ def test_dry_run_refuses_the_storage_the_real_run_refuses(tmp_path, capsys):
     storage = tmp_path / "new" / "runs"
     assert launch.main("mask_ratio", ["--dry-run", "--storage", str(storage)]) == 0
     assert not (tmp_path / "new").exists()  # the probe left nothing behind
+
+
+def test_no_address_where_ray_would_join_a_cluster_says_pass_address_auto(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
+    with pytest.raises(PreflightError) as err:
+        resolve_address(None)
+    message = str(err.value)
+    assert "\n" not in message and "pass --address auto" in message
+    assert "127.0.0.1:6379" in message and "RAY_ADDRESS" in message
+    assert resolve_address("local") is None  # an explicit local Ray is still possible
