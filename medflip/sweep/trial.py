@@ -28,6 +28,7 @@ from ray.tune.integration.ray_train import TuneReportCallback
 
 from medflip import variants
 from medflip.config import KEYS, Config, apply_overrides
+from medflip.sweep import raycompat
 
 ReportHook = Callable[[dict, dict], None]
 
@@ -130,9 +131,7 @@ def make_report(objectives: list[str], hooks: list[ReportHook], context: dict):
 def _quiet_report_logging() -> None:
     """Ray 2.60 logs each report's whole metrics dict at INFO from a logger named by file
     path (`getLogger(__file__)`), which escapes RunConfig's LoggingConfig: quiet that one."""
-    from ray.train.v2._internal.execution import context
-
-    logging.getLogger(context.__file__).setLevel(logging.WARNING)
+    logging.getLogger(raycompat.train_report_logger_name()).setLevel(logging.WARNING)
 
 
 def train_fn_per_worker(config: dict) -> None:
