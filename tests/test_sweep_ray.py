@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from medflip import results
+from medflip.sweep import raycompat
 
 pytestmark = pytest.mark.slow
 
@@ -253,7 +254,7 @@ def test_resume_after_the_driver_is_killed_finishes_every_trial_once(head, tmp_p
     # The Optuna state came back (not a fresh or random search): both configurations told.
     state = sorted(exp.glob("searcher-state-*.pkl"))[-1]
     searcher = pickle.loads(state.read_bytes())["inner"]
-    study = searcher._ot_study
+    study = raycompat.optuna_study(searcher)
     assert type(study.sampler).__name__ == "TPESampler"
     assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
     assert sorted(t.params["loss.temperature"] for t in study.trials) == sorted(

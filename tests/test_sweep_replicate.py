@@ -6,6 +6,7 @@ import optuna
 import pytest
 from ray.tune.search.optuna import OptunaSearch
 
+from medflip.sweep import raycompat
 from medflip.sweep.replicate import Replicated, seed_mean
 from medflip.sweep.spaces import joint_space, temperature_space
 
@@ -40,7 +41,7 @@ def test_each_suggestion_runs_once_per_seed_and_optuna_hears_the_mean():
         rep.on_trial_complete(f"t{i}", {"zeroshot_acc": acc})
     rep.on_trial_complete("t3", {"zeroshot_acc": 0.6})
     rep.on_trial_complete("t4", error=True)
-    study = rep.inner._ot_study
+    study = raycompat.optuna_study(rep.inner)
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 1 and done[0].value == pytest.approx(0.5)  # (0.2 + 0.4 + 0.9) / 3
     rep.on_trial_complete("t5", {"zeroshot_acc": 0.8})  # t4 failed: mean of t3, t5
@@ -55,7 +56,7 @@ def test_all_replicates_failing_fails_the_configuration():
     rep.suggest("a"), rep.suggest("b")
     rep.on_trial_complete("a", {"zeroshot_acc": math.nan})
     rep.on_trial_complete("b", error=True)
-    assert rep.inner._ot_study.trials[0].state == optuna.trial.TrialState.FAIL
+    assert raycompat.optuna_study(rep.inner).trials[0].state == optuna.trial.TrialState.FAIL
 
 
 def test_multi_objective_means_each_objective():
@@ -66,7 +67,7 @@ def test_multi_objective_means_each_objective():
     }
     rep.on_trial_complete("a", {"zeroshot_acc": 0.4, "device_hours": 1.0})
     rep.on_trial_complete("b", {"zeroshot_acc": 0.6, "device_hours": 3.0})
-    assert rep.inner._ot_study.trials[0].values == pytest.approx([0.5, 2.0])
+    assert raycompat.optuna_study(rep.inner).trials[0].values == pytest.approx([0.5, 2.0])
 
 
 def test_save_restore_keeps_the_tpe_history_and_pending_replicates(tmp_path):
@@ -80,7 +81,7 @@ def test_save_restore_keeps_the_tpe_history_and_pending_replicates(tmp_path):
 
     fresh = make([0, 1])
     fresh.restore(path)
-    study = fresh.inner._ot_study
+    study = raycompat.optuna_study(fresh.inner)
     assert len(study.trials) == 4 and isinstance(study.sampler, optuna.samplers.TPESampler)
     second = fresh.suggest("t7")
     assert second["seed"] == 1 and second["loss.temperature"] == first["loss.temperature"]

@@ -23,6 +23,7 @@ import pytest
 from conftest import ROOT, Sweep, wait_for
 
 from medflip import results
+from medflip.sweep import raycompat
 
 pytestmark = pytest.mark.slow
 
@@ -216,7 +217,7 @@ def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_pa
 
 def _study(experiment: Path):
     state = sorted(experiment.glob("searcher-state-*.pkl"))[-1]
-    return pickle.loads(state.read_bytes())["inner"]._ot_study
+    return raycompat.optuna_study(pickle.loads(state.read_bytes())["inner"])
 
 
 def test_driver_killed_mid_sweep_resumes_every_trial_once(ray_cluster, tmp_path):
