@@ -12,11 +12,12 @@ import pytest
 import torch
 
 from medflip.data.labels import OBSERVATIONS
-from medflip.data.synthetic import FINDINGS, SyntheticCXR, main, render, sample_study, truth
-from medflip.data.synthetic_anatomy import P_OMIT, Finding
-from medflip.data.synthetic_canvas import Canvas, from_phases, to_phases, upsample
-from medflip.data.synthetic_render import geometry
-from medflip.data.synthetic_report import NEGATIVE, write_report
+from medflip.data.synthetic import FINDINGS, SyntheticCXR, render, sample_study, truth
+from medflip.data.synthetic.__main__ import main
+from medflip.data.synthetic.anatomy import P_OMIT, Finding
+from medflip.data.synthetic.canvas import Canvas, from_phases, to_phases, upsample
+from medflip.data.synthetic.renderer import geometry
+from medflip.data.synthetic.report import NEGATIVE, write_report
 
 IDX = {name: i for i, name in enumerate(OBSERVATIONS)}
 N_STATS = 1000
@@ -298,3 +299,17 @@ def test_grid_cli_writes_a_png(tmp_path, capsys):
     path = tmp_path / "grid.png"
     assert main(["--grid", str(path), "--n", "3", "--image-size", "32"]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_corpus_cache_key_covers_every_module_of_the_package():
+    import glob
+    import os
+
+    import medflip.data.synthetic as pkg
+    from medflip.data.corpus import GENERATOR_CODE
+
+    here = os.path.dirname(pkg.__file__)
+    modules = sorted(f for f in os.listdir(here) if f.endswith(".py"))
+    assert {"__init__.py", "__main__.py", "anatomy.py", "renderer.py", "report.py"} <= set(modules)
+    pattern = os.path.join(os.path.dirname(here), GENERATOR_CODE[0])
+    assert sorted(os.path.basename(p) for p in glob.glob(pattern)) == modules

@@ -62,19 +62,19 @@ class Corpus:
 
 
 def code_version(*names: str) -> str:
-    """A digest of source files of medflip/data (glob patterns, e.g. "synthetic*.py"):
+    """A digest of source files of medflip/data (glob patterns, e.g. "synthetic/*.py"):
     cached corpora and evaluation sets die with the code that made them."""
     here = os.path.dirname(os.path.abspath(__file__))
     parts = []
     for name in names:
         for path in sorted(glob.glob(os.path.join(here, name))):
             with open(path, "rb") as fh:
-                parts += [os.path.basename(path), fh.read().decode("utf-8", "replace")]
+                parts += [os.path.relpath(path, here), fh.read().decode("utf-8", "replace")]
     return digest(parts)
 
 
 # What the synthetic corpus (pixels, report texts, labels, training_text) depends on.
-GENERATOR_CODE = ("synthetic*.py", "labels*.py", "sources.py")
+GENERATOR_CODE = ("synthetic/*.py", "labels*.py", "sources.py")
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from medflip.data.synthetic_anatomy import Finding, Study
-from medflip.data.synthetic_textures import KERLEY_STEP, MOTTLE_DENSITY
+from medflip.data.synthetic.anatomy import Finding, Study
+from medflip.data.synthetic.textures import KERLEY_STEP, MOTTLE_DENSITY
 
 
 def _sides(side: str) -> tuple[str, ...]:

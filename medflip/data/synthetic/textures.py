@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medflip.data.synthetic_anatomy import TILT_MAX
-from medflip.data.synthetic_canvas import factor, to_phases
+from medflip.data.synthetic.anatomy import TILT_MAX
+from medflip.data.synthetic.canvas import factor, to_phases
 
 APEX_REF = 0.13  # templates are drawn for lungs whose apices sit here ...
 WIDTHS = (0.345, 0.365, 0.385, 0.405)  # ... and for these thoracic half-widths
@@ -27,7 +27,7 @@ _BANK_SEED = 20240517  # templates are the same in every process
 @dataclass(frozen=True)
 class Banks:
     """Everything `render` precomputes for one image size: S px, lo-res grid G = S / f px.
-    Full-resolution arrays are stored as polyphase components (see synthetic_canvas)."""
+    Full-resolution arrays are stored as polyphase components (see canvas.py)."""
 
     size: int
     grid: int

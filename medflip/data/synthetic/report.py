@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from medflip.data.labels import OBSERVATIONS
-from medflip.data.synthetic_anatomy import Draws, Study
+from medflip.data.synthetic.anatomy import Draws, Study
 
 P, U, N = 1.0, -1.0, 0.0
 _OP = {"Lung Opacity": P}  # sentences that say "opacity"

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medflip.data.synthetic_anatomy import Study
-from medflip.data.synthetic_canvas import Canvas, upsample
-from medflip.data.synthetic_findings import add_findings_full, add_findings_lo
-from medflip.data.synthetic_textures import APEX_REF, Banks, banks
+from medflip.data.synthetic.anatomy import Study
+from medflip.data.synthetic.canvas import Canvas, upsample
+from medflip.data.synthetic.findings import add_findings_full, add_findings_lo
+from medflip.data.synthetic.textures import APEX_REF, Banks, banks
 
 SOFT_EDGE = 1.0  # soft-mask edge width, lo-res pixels
 D_MAX = 1.15  # density that exposes to full white
