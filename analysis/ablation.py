@@ -19,11 +19,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from analysis import ablation_format, common, curves, stats  # noqa: E402
-from medflip import results  # noqa: E402
+from analysis import ablation_format, common, curves, stats
+from medflip import results
 
 DEFAULT_METRICS = (
     "zeroshot_acc",

@@ -19,10 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-if __package__ in (None, ""):  # run as a script: make the `analysis` package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from analysis import common, curves, paired  # noqa: E402
+from analysis import common, curves, paired
 
 GRID = 256  # points of the common cost grid for the curves (plus every evaluation's cost)
 _MAX_GRID = 2048  # above this many distinct costs the grid is the even one only

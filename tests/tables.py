@@ -6,17 +6,14 @@ Config columns come from `medflip.config.flatten(medflip.variants.get("demo"))`,
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # analysis/ holds scripts, not an installed package
-    sys.path.insert(0, str(ROOT))
+from medflip import config, results, variants
 
-from medflip import config, results, variants  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent  # the checkout: the CLIs' working directory
 
 DEMO = config.flatten(variants.get("demo"))
 MANIFEST = {
