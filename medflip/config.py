@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from medflip.data.layouts import SOURCES as DATA_SOURCES
 from medflip.losses import LOSS_KINDS
 
 
@@ -25,7 +26,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "synthetic"  # synthetic | mimic-cxr | chexpert | openi | manifest
+    source: str = "synthetic"  # a registered source (medflip.data.layouts): synthetic | mimic-cxr
+    # | chexpert | openi | manifest
     root: str = ""  # dataset root; unused for the embedded synthetic corpus
     image_size: int = 64  # 64 px learned as well as 128 px in the demo probe, at 1/4 the cost
     num_train: int = 20000  # synthetic pairs; enough that a 5-minute demo run never repeats much
@@ -114,7 +116,7 @@ TEXT_SIZES = {
 }
 
 CHOICES = {
-    "data.source": ("synthetic", "mimic-cxr", "chexpert", "openi", "manifest"),
+    "data.source": tuple(DATA_SOURCES),  # the registry in medflip/data/registry.py
     "data.label_text": ("findings_impression", "impression"),
     "mask.variant": ("none", "image", "text", "both"),
     "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses.py
@@ -286,14 +288,9 @@ def validate(cfg: Config) -> None:
             f"model.image_heads: {cfg.model.image_heads} does not divide "
             f"model.image_width ({cfg.model.image_width})"
         )
-    if cfg.data.source != "synthetic" and not cfg.data.root:
-        raise ConfigError(f"data.root: required for data.source={cfg.data.source!r}")
-    root_ok = os.path.isdir(cfg.data.root) or (
-        cfg.data.source == "manifest" and os.path.isfile(cfg.data.root)  # the table itself
-    )
-    if cfg.data.root and cfg.data.source != "synthetic" and not root_ok:
-        what = "directory or manifest file" if cfg.data.source == "manifest" else "directory"
-        raise ConfigError(f"data.root: {cfg.data.root!r} is not an existing {what}")
+    problem = DATA_SOURCES[cfg.data.source].root_problem(cfg.data.root)
+    if problem:
+        raise ConfigError(f"data.root: {problem}")
     text = cfg.model.text
     if text.startswith("scratch-"):
         if text.removeprefix("scratch-") not in TEXT_SIZES:

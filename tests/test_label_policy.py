@@ -9,6 +9,7 @@ from medflip.data import dataset as D
 from medflip.data import sources
 from medflip.data.corpus import records_corpus
 from medflip.data.labels import OBSERVATIONS
+from medflip.data.layouts import synthetic as synthetic_layout
 
 IDX = {name: k for k, name in enumerate(OBSERVATIONS)}
 
@@ -78,6 +79,6 @@ def test_mimic_table_labels_stay_the_studys_and_the_policy_picks_the_soft_target
 
 
 def test_synthetic_impression_policy_relabels_from_the_impression():
-    codes = D.synthetic_policy_labels(0, 200, "findings_impression")
-    impression = D.synthetic_policy_labels(0, 200, "impression")
+    codes = synthetic_layout.policy_labels(0, 200, "findings_impression")
+    impression = synthetic_layout.policy_labels(0, 200, "impression")
     assert (impression == 1).sum() < (codes == 1).sum()  # impressions state less

@@ -99,17 +99,25 @@ def test_a_rerun_decodes_only_unfinished_shards(mimic, monkeypatch):
         assert json.load(fh)["decoded_this_run"] == 0  # finished: nothing to do
 
 
-def test_bad_root_is_one_line_exit_2(tmp_path, capsys):
+def test_bad_root_or_address_here_is_one_line_exit_2(tmp_path, capsys):
     assert prepare.main(["--source", "openi", "--root", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: data.root:") and "\n" not in err
+    (tmp_path / "openi").mkdir()
+    argv = ["--source", "openi", "--root", str(tmp_path / "openi"), "--address", "auto"]
+    assert prepare.main(argv) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: --address: Ray runs from the sweep layer; use python -m medflip.sweep.prepare"
+    )
 
 
 @pytest.mark.slow
 def test_ray_tasks_write_the_same_shards(mimic, tmp_path):
     cfg = mimic
     local = prepare.prepare(cfg, workers=1, out=str(tmp_path / "local"))
-    on_ray = prepare.prepare(cfg, workers=1, address="local", out=str(tmp_path / "ray"))
+    from medflip.sweep.prepare import mapper
+
+    on_ray = prepare.prepare(cfg, 1, mapper("local"), out=str(tmp_path / "ray"))
     for summary in (local, on_ray):
         assert summary["images"] == 7 and summary["undecodable"] == 1
     a = prepared.images_dir(local["entry"], cfg.data.image_size)

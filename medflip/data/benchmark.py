@@ -27,11 +27,11 @@ from medflip.data import sources, synthetic
 from medflip.data.cache import atomic_file, cache_dir, digest, locked
 from medflip.data.corpus import normalize, to_uint8
 from medflip.data.labels import OBSERVATIONS
+from medflip.data.layouts.synthetic import EVAL_OFFSET  # the synthetic layout owns it
 from medflip.data.prompts import CLASSES, binary_prompts, class_prompts  # noqa: F401 (re-export)
 
 log = logging.getLogger("medflip.data")
 
-EVAL_OFFSET = 10_000_000  # first synthetic evaluation index; data.num_train must stay below
 _BLOCKS = {"fiveclass": 0, "probe_train": 1, "probe_test": 2, "binary": 3, "sentences": 4}
 _BLOCK = 1_000_000  # indices per block: also the most a selection may scan
 _IDX = {name: k for k, name in enumerate(OBSERVATIONS)}
@@ -271,7 +271,7 @@ def _tensors(npz) -> EvalSets:
 @functools.lru_cache(maxsize=4)
 def _cached(source: str, root: str, seed: int, image_size: int, per_class: int) -> EvalSets:
     code = corpus_mod.code_version(
-        *corpus_mod.GENERATOR_CODE, "readers.py", "prompts.py", "corpus.py", "benchmark.py"
+        *corpus_mod.GENERATOR_CODE, "layouts/*.py", "prompts.py", "corpus.py", "benchmark.py"
     )
     where = [source]
     if source != "synthetic":  # the records themselves, so changed data is never stale

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import glob
 import hashlib
 import os
 import shutil
@@ -69,3 +70,15 @@ def atomic_file(path: str):
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def code_version(*names: str) -> str:
+    """A digest of source files of medflip/data (glob patterns, e.g. "synthetic/*.py"):
+    cached corpora and evaluation sets die with the code that made them."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    parts = []
+    for name in names:
+        for path in sorted(glob.glob(os.path.join(here, name))):
+            with open(path, "rb") as fh:
+                parts += [os.path.relpath(path, here), fh.read().decode("utf-8", "replace")]
+    return digest(parts)

@@ -16,7 +16,7 @@ import numpy as np
 
 from medflip import variants
 from medflip.config import Config, ConfigError, apply_overrides
-from medflip.data import benchmark, sources
+from medflip.data import benchmark, layouts, sources
 
 
 class DataError(ConfigError):
@@ -37,8 +37,8 @@ def check(cfg: Config, device: str | None = None) -> None:
             "torch has no fp16 GradScaler there); use bf16 or fp32"
         )
     check_tokenizer(cfg)
-    if cfg.data.source == "synthetic":
-        return  # the embedded corpus: every size is available by construction
+    if layouts.get(cfg.data.source).embedded:
+        return  # an embedded corpus: every size is available by construction
     d = cfg.data
     try:
         loaded = sources.cached_records(d.source, d.root, d.label_text)

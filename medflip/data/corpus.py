@@ -9,7 +9,6 @@ Pixel values everywhere are normalised by the one pair of constants here.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import glob
 import json
 import logging
 import multiprocessing as mp
@@ -20,8 +19,8 @@ from itertools import repeat
 import numpy as np
 
 from medflip.data import prepared
-from medflip.data.cache import atomic_dir, cache_dir, digest, locked
-from medflip.data.sources import Record, read_image, training_text
+from medflip.data.cache import atomic_dir, cache_dir, code_version, digest, locked  # noqa: F401
+from medflip.data.records import Record, read_image, training_text
 from medflip.data.synthetic import SyntheticCXR
 
 log = logging.getLogger("medflip.data")
@@ -61,20 +60,8 @@ class Corpus:
         return read_image(self.paths[i], self.image_size)
 
 
-def code_version(*names: str) -> str:
-    """A digest of source files of medflip/data (glob patterns, e.g. "synthetic/*.py"):
-    cached corpora and evaluation sets die with the code that made them."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    parts = []
-    for name in names:
-        for path in sorted(glob.glob(os.path.join(here, name))):
-            with open(path, "rb") as fh:
-                parts += [os.path.relpath(path, here), fh.read().decode("utf-8", "replace")]
-    return digest(parts)
-
-
 # What the synthetic corpus (pixels, report texts, labels, training_text) depends on.
-GENERATOR_CODE = ("synthetic/*.py", "labels*.py", "sources.py")
+GENERATOR_CODE = ("synthetic/*.py", "layouts/synthetic.py", "labels*.py", "records.py")
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:

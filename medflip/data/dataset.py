@@ -18,8 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from medflip.config import Config
-from medflip.data import sources
-from medflip.data.benchmark import EVAL_OFFSET
+from medflip.data import layouts, sources
 from medflip.data.cache import atomic_file, digest
 from medflip.data.corpus import (  # noqa: F401
     IMAGE_MEAN,
@@ -35,23 +34,14 @@ from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer
 
 log = logging.getLogger("medflip.data")
 
-TOKENIZER_TEXTS = 4000  # synthetic reports the WordPiece vocabulary is learned from
-
 
 @functools.lru_cache(maxsize=2)
 def _train_corpus(
     source: str, root: str, seed: int, num_train: int, image_size: int, label_text: str
 ) -> Corpus:
-    if source == "synthetic":
-        if num_train > EVAL_OFFSET:
-            raise ValueError(
-                f"data.num_train: {num_train} would reach the evaluation studies "
-                f"(indices from {EVAL_OFFSET})"
-            )
-        corpus = synthetic_corpus(seed, 0, num_train, image_size)
-        if label_text != sources.DEFAULT_LABEL_TEXT:  # the generator codes every sentence
-            corpus.labels = synthetic_policy_labels(seed, num_train, label_text)
-        return corpus
+    layout = layouts.get(source)
+    if layout.train_corpus is not None:  # an embedded corpus builds its own
+        return layout.train_corpus(seed, num_train, image_size, label_text)
     train, _ = sources.partition(sources.cached_records(source, root, label_text).records)
     if not train:
         raise sources.SourceError(f"{root}: no training records (all patients are held out)")
@@ -74,23 +64,13 @@ def train_corpus(cfg: Config) -> Corpus:
     return _train_corpus(d.source, d.root, d.seed, d.num_train, d.image_size, d.label_text)
 
 
-def synthetic_policy_labels(seed: int, num_train: int, label_text: str) -> np.ndarray:
-    """float32 [N, 14]: the synthetic reports relabelled by the extractor under `label_text`
-    (the generator's own codes cover every sentence, i.e. findings + impression)."""
-    from medflip.data.synthetic import SyntheticCXR
-
-    reports = SyntheticCXR(seed, num_train).reports(range(num_train))
-    return np.stack([sources.text_labels(text, label_text) for text, _ in reports])
-
-
 def build_tokenizer(cfg: Config):
     """`data.tokenizer` (a local dir), else a local `model.text` checkpoint's tokenizer,
     else WordPiece (vocab `data.vocab_size`) trained on the corpus and the class prompts."""
     path = cfg.data.tokenizer or (cfg.model.text if os.path.isdir(cfg.model.text) else "")
     if path:
         return pretrained_tokenizer(path, cfg.data.max_text_len)
-    texts = train_corpus(cfg).texts
-    texts = texts[:TOKENIZER_TEXTS] if cfg.data.source == "synthetic" else sorted(set(texts))
+    texts = layouts.get(cfg.data.source).tokenizer_texts(train_corpus(cfg).texts)
     return corpus_tokenizer([*texts, *prompt_corpus()], cfg.data.vocab_size, cfg.data.max_text_len)
 
 

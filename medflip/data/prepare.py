@@ -1,13 +1,15 @@
 """Read a real source once into the prepared cache (`medflip.data.prepared`).
 
     python -m medflip.data.prepare --source mimic-cxr --root /data/mimic-cxr-jpg \\
-        --image-size 224 [--workers 16] [--address auto] [--variant paper --set KEY=VALUE]
+        --image-size 224 [--workers 16] [--variant paper --set KEY=VALUE]
+    python -m medflip.sweep.prepare --address auto ...   # the same, as Ray tasks
 
 Lists the records (reports read, labels extracted: once), decodes and resizes every image
 into uint8 shards in parallel worker processes -- or as Ray tasks across the cluster's
-nodes with `--address` -- and tokenises the training texts with the experiment's
-tokenizer (`--variant`/`--set`, as the runs will use it). Re-running finishes what is
-missing; a finished cache is a no-op. Training and evaluation use it when it exists.
+nodes (`medflip.sweep.prepare`, which passes its mapper in) -- and tokenises the
+training texts with the experiment's tokenizer (`--variant`/`--set`, as runs will).
+Re-running finishes what is missing; a finished cache is a no-op. Training and
+evaluation use it when it exists.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 from collections.abc import Callable, Iterator
 
 from medflip import config, variants
-from medflip.data import prepared, sources
+from medflip.data import layouts, prepared, sources
 from medflip.data.cache import atomic_file
 
 log = logging.getLogger("medflip.data")
@@ -85,8 +87,11 @@ def build_images(
     return summary
 
 
-def prepare(cfg: config.Config, workers: int, address: str | None = None, out: str = "") -> dict:
-    """Build (or finish) the prepared cache of `cfg`'s source; returns its summary."""
+def prepare(
+    cfg: config.Config, workers: int, mapper: Callable | None = None, out: str = ""
+) -> dict:
+    """Build (or finish) the prepared cache of `cfg`'s source; returns its summary.
+    `mapper(jobs)` yields `run_job` results (default: `workers` local processes)."""
     d = cfg.data
     entry = prepared.entry_dir(d.source, d.root, d.label_text, out)
     loaded = prepared.read_records(entry, d.source, d.root)
@@ -94,12 +99,7 @@ def prepare(cfg: config.Config, workers: int, address: str | None = None, out: s
         loaded = sources.load_records(d.source, d.root, d.label_text)
         prepared.write_records(entry, loaded)
         loaded = prepared.read_records(entry, d.source, d.root)
-    if address:
-        from medflip.sweep.prepare_ray import ray_map  # Ray only in the sweep layer
-
-        mapper = functools.partial(ray_map, address=address)
-    else:
-        mapper = functools.partial(local_map, workers=workers)
+    mapper = mapper or functools.partial(local_map, workers=workers)
     summary = build_images(entry, loaded.records, d.image_size, mapper)
     if not out or os.path.abspath(out) == os.path.abspath(prepared.default_out()):
         sources.cached_records.cache_clear()  # the prepared records from now on
@@ -110,24 +110,25 @@ def prepare(cfg: config.Config, workers: int, address: str | None = None, out: s
     return {"entry": entry, **summary, "splits": splits, "skipped": dict(loaded.skipped.counts)}
 
 
-def ensure_sweep(variant: str, fixed: dict, address: str | None) -> None:
+def ensure_sweep(variant: str, fixed: dict, mapper: Callable | None = None) -> None:
     """The sweep launcher's call, once before the first trial: a real source is prepared
-    (as Ray tasks on a cluster given by address) instead of read by every worker."""
-    ensure(config.apply_overrides(variants.get(variant), fixed), address)
+    (by `mapper`: Ray tasks on a cluster) instead of read by every worker."""
+    ensure(config.apply_overrides(variants.get(variant), fixed), mapper)
 
 
-def ensure(cfg: config.Config, address: str | None = None) -> None:
+def ensure(cfg: config.Config, mapper: Callable | None = None) -> None:
     """Prepare `cfg`'s real source unless its cache at `data.image_size` is complete."""
-    if cfg.data.source == "synthetic":
-        return  # the embedded corpus has its own render cache
+    if layouts.get(cfg.data.source).embedded:
+        return  # an embedded corpus has its own render cache
     images = prepared.images_dir(
         prepared.entry_dir(cfg.data.source, cfg.data.root, cfg.data.label_text), cfg.data.image_size
     )
     if not prepared.is_complete(images):
-        print(json.dumps(prepare(cfg, os.cpu_count() or 1, address)), file=sys.stderr)
+        print(json.dumps(prepare(cfg, os.cpu_count() or 1, mapper)), file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, ray_mapper: Callable | None = None) -> int:
+    """The CLI; `ray_mapper(address)` (from `medflip.sweep.prepare`) enables --address."""
     p = argparse.ArgumentParser(prog="python -m medflip.data.prepare", description=__doc__)
     p.add_argument("--source", required=True, help="mimic-cxr, chexpert, openi or manifest")
     p.add_argument("--root", required=True, help="dataset root (or a manifest file)")
@@ -140,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image-size", type=int, default=None, help="pixels per side")
     p.add_argument("--label-text", default=None, help="findings_impression or impression")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="local processes")
-    p.add_argument("--address", default=None, help="Ray cluster: decode shards as Ray tasks")
+    p.add_argument(
+        "--address", default=None, help="Ray cluster (python -m medflip.sweep.prepare only)"
+    )
     p.add_argument("--variant", default="demo", help="the experiment's base config")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
@@ -156,7 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.workers < 1:
             raise config.ConfigError(f"--workers: must be >= 1, got {args.workers}")
-        summary = prepare(cfg, args.workers, args.address, args.out)
+        if args.address and ray_mapper is None:
+            raise config.ConfigError(
+                "--address: Ray runs from the sweep layer; use python -m medflip.sweep.prepare"
+            )
+        mapper = ray_mapper(args.address) if args.address else None
+        summary = prepare(cfg, args.workers, mapper, args.out)
     except (config.ConfigError, sources.SourceError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -23,8 +23,8 @@ import os
 
 import numpy as np
 
-from medflip.data.cache import atomic_file, cache_dir, digest
-from medflip.data.sources import ImageError, LoadedSource, Record, SkipCounts, read_image
+from medflip.data.cache import atomic_file, cache_dir, code_version, digest
+from medflip.data.records import ImageError, LoadedSource, Record, SkipCounts, read_image
 
 VERSION = "prepared-v1"  # bump when the layout or what a record holds changes
 SHARD = 1024  # images per shard: 51 MB at 224 px, a Ray task's worth of decoding
@@ -35,9 +35,7 @@ def default_out() -> str:
 
 
 def entry_dir(source: str, root: str, label_text: str, out: str = "") -> str:
-    from medflip.data.corpus import code_version  # the reader code the records come from
-
-    code = code_version("readers.py", "sources.py", "labels*.py")
+    code = code_version("layouts/*.py", "records.py", "sources.py", "labels*.py")
     key = digest([VERSION, source, os.path.abspath(root), label_text, code])
     return os.path.join(out or default_out(), f"{source}-{key}")
 

@@ -251,8 +251,9 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         res, concurrency = resolve_resources(plan, cluster.node_resources())
         print(describe(plan, res, concurrency), flush=True)
         from medflip.data import prepare  # a real source: read once here, not per worker
+        from medflip.sweep.prepare import mapper
 
-        prepare.ensure_sweep(plan.variant, plan.fixed, address)
+        prepare.ensure_sweep(plan.variant, plan.fixed, mapper(address) if address else None)
         s = plan.space
         view = monitor.ProgressView(plan.num_trials, s.metrics[0], s.modes[0], concurrency)
         callbacks = [view, *callbacks]
