@@ -226,3 +226,18 @@ def test_real_source_without_reports_or_candidates(tmp_path):
     cfg = apply_overrides(cfg, {"data.root": str(only)})
     with pytest.raises(B.sources.SourceError, match="binary"):
         B.build_eval_sets(cfg)
+
+
+def test_zero_shot_prompts_never_write_training_captions():
+    # On a label-only source the captions come from labels_to_text: no prompt may be one.
+    from medflip.data.prompts import PROMPT_WORDS, caption_templates, prompt_templates
+
+    captions = set()
+    rng = np.random.default_rng(0)
+    for key in range(400):
+        labels = np.where(rng.random(14) < 0.2, 1.0, np.nan).astype(np.float32)
+        captions.update(s.strip(". ").lower() for s in labels_to_text(labels, key).split(". "))
+    for cls in PROMPT_WORDS:
+        prompts = set(prompt_templates(cls))
+        assert prompts.isdisjoint(caption_templates(cls)) and prompts.isdisjoint(captions)
+        assert set(class_prompts(cls, 50)) <= prompts

@@ -107,9 +107,31 @@ def all_prompts(cls: str) -> list[str]:
     return [" ".join(w for w in combo if w) for combo in itertools.product(*PROMPT_WORDS[cls])]
 
 
+def _templates(cls: str, half: int) -> list[str]:
+    """The phrases of `cls` whose subtype phrase sits at an even (half 0) or odd (half 1)
+    position: two disjoint template sets, each still covering every severity/location."""
+    if cls not in PROMPT_WORDS:
+        raise ValueError(f"no prompts for {cls!r}; choose one of {', '.join(PROMPT_WORDS)}")
+    sev, loc, sub = PROMPT_WORDS[cls]
+    mine = tuple(p for k, p in enumerate(sub) if k % 2 == half)
+    return [" ".join(w for w in combo if w) for combo in itertools.product(sev, loc, mine)]
+
+
+def prompt_templates(cls: str) -> list[str]:
+    """Zero-shot prompt phrases of `cls`: disjoint from `caption_templates`, so on a
+    label-only source (CheXpert) zero-shot never matches the very sentences it trained on."""
+    return _templates(cls, 0)
+
+
+def caption_templates(cls: str) -> list[str]:
+    """Phrases that write training captions from labels (`labels_to_text`)."""
+    return _templates(cls, 1)
+
+
 def class_prompts(cls: str, n: int, seed: int = 0) -> list[str]:
-    """`n` prompts for `cls` (a CLASSES name or "No Finding"), distinct while they last."""
-    pool = all_prompts(cls)
+    """`n` prompts for `cls` (a CLASSES name or "No Finding"), distinct while they last;
+    drawn from `prompt_templates` only."""
+    pool = prompt_templates(cls)
     rng = np.random.default_rng([seed, sorted(PROMPT_WORDS).index(cls)])
     order = rng.permutation(len(pool))
     return [pool[order[k % len(pool)]] for k in range(n)]
@@ -128,8 +150,9 @@ def prompt_corpus() -> list[str]:
 def labels_to_text(labels: np.ndarray, key: int) -> str:
     """A report-like text for an image that has labels but no report (CheXpert).
 
-    Positive classes get a class prompt, other positive observations a fixed phrase,
-    uncertain ones "possible ..."; nothing positive or uncertain gives a No Finding prompt.
+    Positive classes get a caption phrase (`caption_templates`, disjoint from the zero-shot
+    prompts), other positive observations a fixed phrase, uncertain ones "possible ...";
+    nothing positive or uncertain gives a No Finding caption phrase.
     `key` (e.g. the record index) picks the prompt wording deterministically.
     """
     parts = []
@@ -137,10 +160,10 @@ def labels_to_text(labels: np.ndarray, key: int) -> str:
         value = labels[k]
         if name == NO_FINDING or value not in (1.0, -1.0):
             continue
-        pool = all_prompts(name) if name in CLASSES else [_OTHER_PHRASES[name]]
+        pool = caption_templates(name) if name in CLASSES else [_OTHER_PHRASES[name]]
         phrase = pool[(key * 7919 + k) % len(pool)]
         parts.append(phrase if value == 1.0 else f"possible {phrase}")
     if not parts:
-        pool = all_prompts(NO_FINDING)
+        pool = caption_templates(NO_FINDING)
         parts.append(pool[key % len(pool)])
     return ". ".join(p[0].upper() + p[1:] for p in parts) + "."
