@@ -6,6 +6,12 @@ A space is searched keys (dotted config keys) plus how to search them:
 - `tpe`    one objective, Optuna TPE over `define`, a define-by-run function;
 - `multi`  several objectives (a Pareto front), Optuna TPE over `define`.
 
+Masking labels mean one thing in every space: `mask.variant` names the masking
+*objectives* (none: contrastive only; image: + masked-image reconstruction; text: + MLM;
+both), and patch dropping is `mask.image_ratio`, its own axis, set explicitly (as an axis or
+a default) by every space. Objectives are read on the validation split (`val_*`): the
+searcher, the scheduler and "best trial" never see the held-out test figures.
+
 Seeds are not an axis: `--seeds K` replicates every point K times (see replicate.py).
 Define-by-run functions are module-level on purpose: OptunaSearch pickles its space by
 reference into the experiment state, and `Tuner.restore` must be able to import it again.
@@ -18,9 +24,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-# What a 2-core demo can afford: 5 trials one after another inside `make demo`'s 15 minutes
-# (measured: 749 s for the mask-ratio sweep at 100 s; 1018 s at 120 s on a loaded machine).
-DEMO_BUDGET = {"optim.time_budget_s": 100.0}
+from medflip.variants import RECIPE
+
+# What a 2-core demo can afford per trial (--smoke-test and `make demo` sizes live in the
+# Makefile's demo target, which states its own budget and arms).
+DEMO_BUDGET = {"optim.time_budget_s": 100.0, "eval.every_s": 12.0}
+OBJECTIVE = "val_zeroshot_acc"  # selection reads the validation half (evaluate.py)
+
+
+def _without(d: dict, *keys: str) -> dict:
+    return {k: v for k, v in d.items() if k not in keys}
 
 
 @dataclass(frozen=True)
@@ -51,7 +64,7 @@ class Space:
     figure: str  # what it reproduces, for --help and the table
     kind: str  # grid | tpe | multi
     axes: dict[str, Float | Choice]
-    metrics: tuple[str, ...] = ("zeroshot_acc",)
+    metrics: tuple[str, ...] = (OBJECTIVE,)
     modes: tuple[str, ...] = ("max",)
     define: Callable[[Any], dict | None] | None = None  # define-by-run (tpe, multi)
     defaults: dict[str, Any] = field(default_factory=dict)  # fixed overrides, every variant
@@ -104,20 +117,11 @@ def svd_weight_space(trial) -> None:
     _suggest(trial, "loss.svd_weight", SVD_AXES["loss.svd_weight"])
 
 
-def joint_space(trial) -> dict | None:
-    """Variant, ratio, tau, beta together; the image ratio is searched for image/both only.
-
-    Patch dropping applies in every variant, but a search that mixes "none at r=0.5" with
-    "image at r=0.5" cannot tell dropping from reconstruction apart; `none`/`text` therefore
-    run unmasked (a constant 0 returned alongside the suggestions).
-    """
-    variant = _suggest(trial, "mask.variant", JOINT_AXES["mask.variant"])
-    for key in ("loss.temperature", "loss.svd_weight"):
-        _suggest(trial, key, JOINT_AXES[key])
-    if variant in ("image", "both"):
-        _suggest(trial, "mask.image_ratio", JOINT_AXES["mask.image_ratio"])
-        return None
-    return {"mask.image_ratio": 0.0}
+def joint_space(trial) -> None:
+    """Objectives (variant), patch dropping (ratio), tau and beta, each its own axis: the
+    labels mean what they mean in every other space (module docstring)."""
+    for key, axis in JOINT_AXES.items():
+        _suggest(trial, key, axis)
 
 
 SPACES: dict[str, Space] = {
@@ -138,40 +142,57 @@ SPACES: dict[str, Space] = {
             "tpe",
             TEMPERATURE_AXES,
             define=temperature_space,
-            defaults={"loss.learn_temperature": False},  # else tau is only the initial value
+            # tau fixed (else it is only the initial value); plain CLIP, no masking.
+            defaults={
+                "loss.learn_temperature": False,
+                "mask.variant": "none",
+                "mask.image_ratio": 0.0,
+            },
             num_samples=8,
         ),
         Space(
             "svd_weight",
-            "beta of eq. 7 in [0, 1]; beta = 0 always evaluated",
+            "Table 1: beta of the SVD term in [0, 1] within the paper's recipe; beta = 0 first",
             "tpe",
             SVD_AXES,
             define=svd_weight_space,
-            defaults={"loss.kind": "medflip"},
+            defaults=_without(RECIPE, "loss.svd_weight"),
             num_samples=8,
             start=({"loss.svd_weight": 0.0},),
         ),
         Space(
             "masking_variants",
-            "Table 3: no mask, image mask, text mask, both",
+            "Table 3: masking objectives none/image/text/both in the paper's recipe",
             "grid",
-            {"mask.variant": Choice(("none", "image", "text", "both"))},
+            {
+                "mask.variant": Choice(("none", "image", "text", "both")),
+                "mask.image_ratio": Choice((0.5,)),  # patch dropping, stated: one value
+            },
+            defaults=_without(RECIPE, "mask.variant", "mask.image_ratio"),
         ),
         Space(
             "joint",
             "Pareto front of zero-shot accuracy vs device-hours over variant, ratio, tau, beta",
             "multi",
             JOINT_AXES,
-            metrics=("zeroshot_acc", "device_hours"),
+            metrics=(OBJECTIVE, "device_hours"),
             modes=("max", "min"),
             define=joint_space,
-            defaults={"loss.kind": "medflip"},
+            defaults={"loss.kind": RECIPE["loss.kind"]},
             # A fixed step budget, so masking shows up as saved device-hours (200 demo steps:
             # ~1.5-4 min a trial on 2 cores, depending on the ratio).
             demo_budget={"optim.time_budget_s": 0.0, "optim.max_steps": 200},
             num_samples=12,
-            # The baseline (the demo's defaults, no masking, no SVD term) as a starting point.
-            start=({"mask.variant": "none", "loss.temperature": 0.07, "loss.svd_weight": 0.0},),
+            # The baseline (no masking, no SVD term) and the paper's recipe as starting points.
+            start=(
+                {
+                    "mask.variant": "none",
+                    "mask.image_ratio": 0.0,
+                    "loss.temperature": 0.07,
+                    "loss.svd_weight": 0.0,
+                },
+                {**_without(RECIPE, "loss.kind"), "loss.temperature": 0.07},
+            ),
         ),
         Space(
             "data_efficiency",
@@ -179,9 +200,10 @@ SPACES: dict[str, Space] = {
             "grid",
             {
                 "data.fraction": Choice((0.1, 0.25, 0.5, 1.0)),
-                # masked vs not = FLIP patch dropping at 0.5 vs none (the variant is "none").
+                # masked vs not = FLIP patch dropping at 0.5 vs none; objectives: none.
                 "mask.image_ratio": Choice((0.0, 0.5)),
             },
+            defaults={"mask.variant": "none"},
         ),
     )
 }
