@@ -62,7 +62,11 @@ class MaskConfig:
     variant: str = "none"  # none | image | text | both (Table 3 ablation)
     image_ratio: float = 0.5  # FLIP patch dropping; the only definition lives in masking.py
     text_ratio: float = 0.15  # BERT's MLM rate
-    unmasked_tune_steps: int = 0  # FLIP: final steps at ratio 0
+    # FLIP's unmasked tuning (medflip/schedule.py): with image_ratio > 0 the last share of the
+    # budget runs unmasked on its own cosine from unmasked_tune_lr x optim.lr (the tail of the
+    # main cosine was < 1 % of the peak: it changed nothing). On wherever masking is studied.
+    unmasked_tune_share: float = 0.05
+    unmasked_tune_lr: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -143,7 +147,8 @@ RANGES = {
     "model.decoder_depth": (1, None, True, True),
     "mask.image_ratio": (0.0, 0.95, True, True),
     "mask.text_ratio": (0.0, 0.5, True, True),
-    "mask.unmasked_tune_steps": (0, None, True, True),
+    "mask.unmasked_tune_share": (0.0, 0.5, True, True),
+    "mask.unmasked_tune_lr": (0.0, 1.0, False, True),
     "loss.temperature": (0.0, None, False, True),
     "loss.svd_weight": (0.0, None, True, True),
     "loss.mlm_weight": (0.0, None, True, True),

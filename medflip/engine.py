@@ -5,8 +5,9 @@ AdamW with linear warmup and a cosine decay, gradient clipping, autocast per
 training (evaluation excluded); evaluates every `eval.every_steps` steps and then calls
 `report(metrics, checkpoint_dir)`; stops with status "diverged" on a non-finite loss.
 
-The cosine follows progress = max(step / max_steps, train_time / time_budget), so a
-time-budgeted run still anneals to zero at its budget. Only step-limited runs are
+The schedule (medflip/schedule.py) follows progress = max(step / max_steps, train_time /
+time_budget), so a time-budgeted run still anneals to zero at its budget, and ends with
+FLIP's unmasked-tuning phase when patches are dropped. Only step-limited runs are
 bit-for-bit resumable (wall time differs between attempts); a time-limited run resumes at
 its checkpoint with the learning rate its elapsed time implies.
 
@@ -34,6 +35,7 @@ from medflip import progress as progress_text
 from medflip.config import Config, to_json
 from medflip.masking import ratios_for
 from medflip.run_parts import build_parts, device_name
+from medflip.schedule import lr_factor, unmasked
 from medflip.step import StepPlan, train_step
 
 log = logging.getLogger("medflip.engine")
@@ -66,35 +68,6 @@ class Hooks:
     tokenizer_hash: str = ""
 
 
-def lr_factor(step: int, train_time_s: float, cfg: Config) -> float:
-    """Warmup then cosine to 0 over whichever budget (steps or seconds) runs out first."""
-    o = cfg.optim
-    if step < o.warmup_steps:
-        return (step + 1) / o.warmup_steps
-    progress = step / o.max_steps
-    if o.time_budget_s > 0:
-        progress = max(progress, train_time_s / o.time_budget_s)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-
-def image_ratio_at(step: int, progress: checkpoint.Progress, step_time_s: float, cfg) -> float:
-    """FLIP: the last `unmasked_tune_steps` steps run unmasked.
-
-    With a time budget the end is estimated from the current pace, counting an unmasked
-    step as 1/(1 - r) masked steps (the encoder's cost is linear in kept patches).
-    """
-    ratio, tune = cfg.mask.image_ratio, cfg.mask.unmasked_tune_steps
-    if tune == 0 or ratio == 0:
-        return ratio
-    if step >= cfg.optim.max_steps - tune:
-        return 0.0
-    if cfg.optim.time_budget_s > 0 and step_time_s > 0:
-        left = cfg.optim.time_budget_s - progress.train_time_s
-        if left <= tune * step_time_s / (1 - ratio):
-            return 0.0
-    return ratio
-
-
 def _should_stop(progress: checkpoint.Progress, cfg: Config) -> bool:
     if progress.step >= cfg.optim.max_steps:
         return True
@@ -112,8 +85,6 @@ class _Agreement:
     def __init__(self, device: torch.device, world_size: int, train_time_s: float):
         self.device, self.world_size = device, world_size
         self.own_s = train_time_s  # this rank's measured training time (rank 0's counts)
-        self.step_s = 0.0  # rank 0's last full step, agreed (paces the unmasked-tuning switch)
-        self._last_own_step = 0.0
 
     def for_step(self, progress: checkpoint.Progress, t0: float, wait_s: float):
         """The `agree` callback of one train_step."""
@@ -122,28 +93,25 @@ class _Agreement:
             keys = sorted(values)  # the same keys on every rank (same config)
             now = self.own_s + wait_s + (time.perf_counter() - t0)
             flag = 0.0 if finite else 1.0
-            out = distributed.agree(
-                [now, self._last_own_step], [flag, *(values[k] for k in keys)], self.device
-            )
-            progress.train_time_s, self.step_s = out[0], out[1]
+            out = distributed.agree([now], [flag, *(values[k] for k in keys)], self.device)
+            progress.train_time_s = out[0]
             # Contrastive/SVD parts are already global; MLM/MIM become the mean over ranks.
-            agreed = {k: v / self.world_size for k, v in zip(keys, out[3:], strict=True)}
-            return out[2] == 0, agreed
+            agreed = {k: v / self.world_size for k, v in zip(keys, out[2:], strict=True)}
+            return out[1] == 0, agreed
 
         return agree
 
     def finished_step(self, step_s: float, wait_s: float) -> None:
         self.own_s += step_s + wait_s
-        self._last_own_step = step_s
 
     def sync(self, progress: checkpoint.Progress) -> None:
         progress.train_time_s = distributed.agree([self.own_s], [], self.device)[0]
 
 
-def _plan(progress: checkpoint.Progress, step_s: float, cfg: Config) -> StepPlan:
-    """This step's learning rate and mask ratios, from the agreed progress."""
-    unmasked = image_ratio_at(progress.step, progress, step_s, cfg) == 0.0
-    image_ratio, text_ratio = ratios_for(cfg, unmasked=unmasked and cfg.mask.image_ratio > 0)
+def _plan(progress: checkpoint.Progress, cfg: Config) -> StepPlan:
+    """This step's learning rate and mask ratios, from the agreed progress (schedule.py)."""
+    tuning = unmasked(progress.step, progress.train_time_s, cfg)
+    image_ratio, text_ratio = ratios_for(cfg, unmasked=tuning)
     lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
     return StepPlan(lr=lr, image_ratio=image_ratio, text_ratio=text_ratio)
 
@@ -269,7 +237,7 @@ def fit(
             t0 = time.perf_counter()
             losses = train_step(
                 parts.model, parts.criterion, parts.optimizer, batch,
-                _plan(progress, agreement.step_s, cfg),
+                _plan(progress, cfg),
                 precision=cfg.optim.precision, grad_clip=cfg.optim.grad_clip,
                 scaler=parts.scaler, agree=agreement.for_step(progress, t0, wait_s),
             )  # fmt: skip

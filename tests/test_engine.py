@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from medflip import checkpoint, engine, variants
+from medflip import checkpoint, engine, schedule, variants
 from medflip.config import apply_overrides
 
 DESIGN_METRICS = (
@@ -38,7 +38,10 @@ class Recorder:
 
 
 def test_lr_factor_warmup_then_cosine_closed_form():
-    cfg = apply_overrides(variants.get("tiny"), {"optim.warmup_steps": 4, "optim.max_steps": 104})
+    cfg = apply_overrides(
+        variants.get("tiny"),
+        {"optim.warmup_steps": 4, "optim.max_steps": 104, "mask.image_ratio": 0.0},
+    )  # no patch dropping: one phase
     assert [engine.lr_factor(s, 0.0, cfg) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert engine.lr_factor(54, 0.0, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 54 / 104)))
     assert engine.lr_factor(104, 0.0, cfg) == pytest.approx(0.0)
@@ -47,19 +50,34 @@ def test_lr_factor_warmup_then_cosine_closed_form():
     assert engine.lr_factor(10, 5.0, timed) == pytest.approx(0.5)
 
 
-def test_unmasked_tuning_covers_the_last_steps():
+def test_unmasked_tuning_is_its_own_phase_at_a_meaningful_lr():
     cfg = apply_overrides(
         variants.get("tiny"),
-        {"mask.image_ratio": 0.5, "mask.unmasked_tune_steps": 5, "optim.max_steps": 20},
-    )
-    progress = checkpoint.Progress()
-    ratios = [engine.image_ratio_at(s, progress, 0.0, cfg) for s in range(20)]
-    assert ratios == [0.5] * 15 + [0.0] * 5
+        {"mask.image_ratio": 0.5, "mask.unmasked_tune_share": 0.1, "optim.max_steps": 100,
+         "optim.warmup_steps": 0, "mask.unmasked_tune_lr": 0.2},
+    )  # fmt: skip
+    assert [schedule.unmasked(s, 0.0, cfg) for s in (0, 89, 90, 99)] == [0, 0, 1, 1]
+    # the main cosine reaches 0 where tuning starts; tuning restarts at 0.2 x lr, cosine to 0
+    assert engine.lr_factor(45, 0.0, cfg) == pytest.approx(0.5)
+    assert engine.lr_factor(90, 0.0, cfg) == pytest.approx(0.2)
+    assert engine.lr_factor(95, 0.0, cfg) == pytest.approx(0.1)
     timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0, "optim.max_steps": 100000})
-    progress.train_time_s = 9.5  # 0.5 s left, masked steps of 0.04 s: 5 unmasked need 0.4 s
-    assert engine.image_ratio_at(50, progress, 0.04, timed) == 0.5
-    progress.train_time_s = 9.65
-    assert engine.image_ratio_at(50, progress, 0.04, timed) == 0.0
+    assert not schedule.unmasked(50, 8.9, timed) and schedule.unmasked(50, 9.0, timed)
+    # the phase trains nothing masked: no patch dropping, no MLM
+    plan = engine._plan(checkpoint.Progress(step=95), cfg)
+    assert (plan.image_ratio, plan.text_ratio, plan.lr) == (0.0, 0.0, pytest.approx(0.1 * 1e-3))
+    # without patch dropping there is no tuning phase
+    plain = apply_overrides(cfg, {"mask.image_ratio": 0.0})
+    assert not schedule.unmasked(99, 0.0, plain)
+
+
+def test_eval_cadence_on_training_seconds_gives_at_least_8_points():
+    cfg = apply_overrides(variants.get("tiny"), {"optim.time_budget_s": 100.0})
+    assert engine.eval_every_s(cfg) == 10.0  # a tenth of the budget
+    assert engine.eval_every_s(apply_overrides(cfg, {"eval.every_s": 3.0})) == 3.0
+    progress = checkpoint.Progress(step=5, train_time_s=10.5)
+    assert engine._eval_due(progress, (3, 0.4), cfg)  # 10.1 s since the last: due
+    assert not engine._eval_due(progress, (3, 1.0), cfg)
 
 
 def test_fit_reports_every_metric_and_a_checkpoint(tmp_path):
