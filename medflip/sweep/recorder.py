@@ -31,14 +31,17 @@ from medflip.sweep.trial import build_config
 log = logging.getLogger("medflip.sweep")
 
 
-def trial_record(trial_id: str, config: dict, metrics: dict, manifest: dict) -> dict:
-    """One `results.rows_from_records` record from a trial's config and one of its results."""
+def trial_record(
+    trial_id: str, config: dict, metrics: dict, manifest: dict, flat: dict | None = None
+) -> dict:
+    """One `results.rows_from_records` record from a trial's config and one of its results
+    (`flat`: the trial's `flatten(build_config(config))`, when the caller already has it)."""
     workers = config.get("resources", {}).get("num_workers", manifest.get("num_workers", 0))
     return {
         "experiment": config.get("experiment", ""),
         "sweep": config.get("sweep", ""),
         "trial_id": trial_id,
-        "config": flatten(build_config(config)),
+        "config": flat if flat is not None else flatten(build_config(config)),
         "manifest": {
             **manifest,
             "num_workers": workers,
@@ -81,7 +84,8 @@ class ResultsRecorder(Callback):
         reconcile(self.experiment_dir, self._manifest())
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
-        rec = trial_record(trial.trial_id, trial.config, result, self._manifest())
+        flat = self._last.get(trial.trial_id, {}).get("config")  # a trial's config is fixed
+        rec = trial_record(trial.trial_id, trial.config, result, self._manifest(), flat)
         self._last[trial.trial_id] = rec
         self._pending.append(rec)
         if self._flushed_at is None or time.monotonic() - self._flushed_at >= self.flush_s:

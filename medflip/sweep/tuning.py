@@ -14,6 +14,7 @@ import os
 
 from ray import tune
 from ray.tune import CLIReporter
+from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
@@ -25,6 +26,7 @@ from medflip.sweep.replicate import Replicated
 from medflip.sweep.trial import experiment_entries, train_driver_fn
 
 log = logging.getLogger("medflip.sweep")
+STUDY_FILE = "optuna_study.journal"
 
 
 def trial_name(trial) -> str:
@@ -83,8 +85,27 @@ def search_alg(plan: Plan) -> Searcher | None:
         mode=mode,
         points_to_evaluate=[dict(p) for p in s.start] or None,
         sampler=optuna.samplers.TPESampler(seed=plan.seeds[0]),
+        study_name=plan.name,
+        storage=journal_storage(plan.experiment_dir),
     )
     return Replicated(inner, list(plan.seeds))
+
+
+def study_path(experiment_dir: str) -> str:
+    """The Optuna study of a searched sweep: `optuna-dashboard <this file>` shows it live."""
+    return os.path.join(experiment_dir, STUDY_FILE)
+
+
+def journal_storage(experiment_dir: str):
+    """Optuna's JournalStorage in the experiment dir (append-only, file-locked): the
+    dashboard reads the live study from it, and the searcher state Tune pickles holds only
+    the storage's path, not every trial (JournalStorage replays the file when unpickled,
+    so a resumed sweep keeps writing the same study)."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    os.makedirs(experiment_dir, exist_ok=True)
+    return JournalStorage(JournalFileBackend(study_path(experiment_dir)))
 
 
 def make_scheduler(plan: Plan):
@@ -123,8 +144,20 @@ def reporter(plan: Plan) -> CLIReporter:
     )
 
 
+def bounded_trial_files() -> None:
+    """Tune's per-trial loggers cut to the JSON one (params.json/.pkl, result.json: what
+    the results rebuild and Tune's restore read): no progress.csv, no TensorBoard events,
+    3 files per trial instead of 5 (ray-project/ray#23451: inode quotas at scale). The
+    JsonLoggerCallback is passed in RunConfig; this stops Tune adding the others."""
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+
+
 def build_tuner(plan: Plan, res: cluster.Resources, concurrency: int, callbacks: list):
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # else Tune ignores the CLIReporter
+    bounded_trial_files()
+    study = study_path(plan.experiment_dir)
+    if plan.space.kind != "grid":
+        print(f"optuna study {study} (live view: optuna-dashboard {study})", flush=True)
     return tune.Tuner(
         trainable(),
         param_space=param_space(plan, res),
@@ -139,7 +172,7 @@ def build_tuner(plan: Plan, res: cluster.Resources, concurrency: int, callbacks:
         run_config=tune.RunConfig(
             name=plan.name,
             storage_path=plan.storage,
-            callbacks=[ResultsRecorder(plan.experiment_dir), *callbacks],
+            callbacks=[ResultsRecorder(plan.experiment_dir), JsonLoggerCallback(), *callbacks],
             progress_reporter=reporter(plan),
             verbose=1,
             # Worker failures are retried by Ray Train (trial.py); a driver failure is final.
@@ -152,6 +185,7 @@ def restore_tuner(plan: Plan, callbacks: list):
     """Tuner.restore of the experiment: unfinished trials continue from their checkpoints,
     finished ones are kept, failed ones stay failed; the Optuna state must come back too."""
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    bounded_trial_files()
     tuner = tune.Tuner.restore(
         plan.experiment_dir,
         trainable(),
@@ -163,6 +197,8 @@ def restore_tuner(plan: Plan, callbacks: list):
     for cb in run_config.callbacks:
         if isinstance(cb, ResultsRecorder):
             cb.experiment_dir = plan.experiment_dir  # the experiment may have moved
+    if not any(isinstance(cb, JsonLoggerCallback) for cb in run_config.callbacks):
+        callbacks = [JsonLoggerCallback(), *callbacks]  # an experiment from before the cut
     run_config.callbacks = [*run_config.callbacks, *callbacks]
     check_searcher_before(tuner, plan)
     return tuner
