@@ -18,6 +18,7 @@ TIME_AXES = ("train_time_s", "wall_time_s", "device_hours")  # depend on the dev
 AXIS_LABELS = {
     "train_time_s": "training time (s)",
     "wall_time_s": "wall-clock time (s)",
+    "held_time_s": "time held, start-up and evaluation included (s)",
     "device_hours": "device-hours",
     "samples_seen": "training pairs seen",
     "step": "optimiser steps",

@@ -67,10 +67,40 @@ def analyse(
     summary = _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed)
     summary["target_from"] = "given" if target is not None else "baseline's accuracy at its budget"
     summary["selected_on"] = select
+    summary["cost"] = true_cost(df, trials, summary)
     return {
         "summary": summary,
         "curves": _curves_frame(cmp["groups"], grid),
         "trials": _trials_frame(trials, cmp["target"], budget),
+    }
+
+
+def true_cost(df: pd.DataFrame, trials: list[curves.Trial], summary: dict) -> dict:
+    """What the sweep held in total (held_time_s: start-up, evaluation, retries, stopped
+    trials) next to its training time, and what the winning arm costs to train."""
+    last = df.groupby(["experiment", "trial_id"]).agg(
+        held=("held_time_s", "max"),
+        train=("train_time_s", "max"),
+        dev=("device_hours", "max"),
+        workers=("num_workers", "max"),
+    )
+    per_s = (last["dev"] / last["train"]).where(last["train"] > 0)  # device-hours per second
+    per_s = per_s.fillna(last["workers"].astype(float).fillna(1.0) / 3600)
+    groups = summary["groups"]
+    winner = max(
+        groups,
+        key=lambda k: (
+            -np.inf if np.isnan(groups[k]["acc_at_budget"]) else groups[k]["acc_at_budget"]
+        ),
+    )
+    won = [(t.experiment, t.trial_id) for t in trials if common.label(t.group) == winner]
+    return {
+        "trials": len(last),
+        "trials_without_held": int(last["held"].isna().sum()),
+        "held_device_hours": float((last["held"] * per_s).sum(min_count=1)),
+        "train_device_hours": float(last["dev"].sum(min_count=1)),
+        "winner": winner,
+        "winner_train_device_hours": float(last.loc[won, "dev"].mean()),
     }
 
 
@@ -219,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
 
     written = frontier_report.write(result, out)
     print(frontier_report.groups_table(result["summary"]))
-    if any(g["n"] < 2 for g in result["summary"]["groups"].values()):
-        print("note: groups with one seed have no confidence interval: CIs need >= 2 seeds")
+    for line in frontier_report.headline(result["summary"]):
+        print(f"headline: {line}")
     print(f"wrote {', '.join(p.name for p in written)} to {out} in {time.perf_counter() - t2:.2f}s")
     return 0
 

@@ -7,40 +7,107 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis import common, plots
+from analysis import common, paired, plots
 
 
 def _speedup_text(g: dict) -> str:
+    """'2.10× [1.60, 2.70]'; 'not reached' when the arm's mean curve never gets there."""
     sp, (lo, hi) = g["speedup"], g["speedup_ci"]
-    text = common.fmt(sp, ".2f") + ("" if math.isnan(sp) else "×")
+    if sp == 0 or math.isnan(sp):
+        return "not reached" if sp == 0 else "n/a"
+    text = f"{common.fmt(sp, '.2f')}×"
     if math.isnan(lo) or math.isnan(hi):
         return text
-    return f"{text} [{common.fmt(lo, '.2f')}, {common.fmt(hi, '.2f')}]"
+    return f"{text} [{_times(lo)}, {_times(hi)}]"
+
+
+def _times(v: float) -> str:
+    return "not reached" if v == 0 else ("∞" if math.isinf(v) else common.fmt(v, ".2f"))
+
+
+def _points(v, lo, hi, sign: bool = False) -> str:
+    """Accuracies as percentage points: '+8.2 [5.9, 10.4]'."""
+    spec = "+.1f" if sign else ".1f"
+    if v is None or math.isnan(v):
+        return "n/a"
+    if math.isnan(lo) or math.isnan(hi):
+        return format(100 * v, spec)
+    return f"{100 * v:{spec}} [{100 * lo:{spec}}, {100 * hi:{spec}}]"
 
 
 def groups_table(summary: dict) -> str:
     rows = []
     for name, g in summary["groups"].items():
-        mark = " (baseline)" if name == summary["baseline"] else ""
+        base = name == summary["baseline"]
         rows.append(
             [
-                f"{name}{mark}",
+                f"{name}{' (baseline)' if base else ''}",
                 str(g["n"]),
                 g["reached"],
                 _speedup_text(g),
-                common.fmt_ci(g["acc_at_budget"], *g["acc_at_budget_ci"]),
-                common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".4g"),
+                _points(g["acc_at_budget"], *g["acc_at_budget_ci"]),
+                "—" if base else _points(g["diff"], *g["diff_ci"], sign=True),
+                "—" if base else common.fmt(g["p_improvement"], ".2f"),
+                common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".1f"),
             ]
         )
     header = [
         summary["by"] or "group",
-        "n seeds",
+        "seeds",
         "reached",
         "speedup [95% CI]",
-        "acc at budget [95% CI]",
-        "hypervolume [95% CI]",
+        "accuracy at equal time, % [95% CI]",
+        "difference from baseline, points [95% CI]",
+        "P(improvement)",
+        "area over chance [95% CI]",
     ]
     return common.markdown_table(header, rows)
+
+
+def headline(summary: dict) -> list[str]:
+    """One line per arm: the speedup to the target and the paired difference at equal time,
+    or an honest 'no difference' when the interval covers zero."""
+    lines, by = [], summary["by"] or "group"
+    for name, g in summary["groups"].items():
+        if name == summary["baseline"]:
+            continue
+        lo, hi = g["diff_ci"]
+        diff = _points(g["diff"], lo, hi, sign=True)
+        if not (math.isnan(lo) or math.isnan(hi)) and lo <= 0 <= hi:
+            at_time = f"no difference at equal time: {diff} points"
+        else:
+            at_time = f"at equal time {diff} points"
+        sp_lo, sp_hi = g["speedup_ci"]
+        if g["speedup"] == 0:
+            speed = "does not reach the target"
+        elif sp_lo <= 1 <= sp_hi:
+            speed = f"no measurable speedup to the target ({_speedup_text(g)})"
+        else:
+            speed = f"reaches the target {_speedup_text(g)} faster"
+        lines.append(
+            f"{by}={name} vs {summary['baseline']}: {speed}; {at_time} "
+            f"(P(improvement) {common.fmt(g['p_improvement'], '.2f')}, {g['n']} seeds)"
+        )
+    return lines
+
+
+def _cost_lines(summary: dict) -> list[str]:
+    cost = summary.get("cost")
+    if not cost:
+        return []
+    held = cost["held_device_hours"]
+    return [
+        "## What it cost",
+        "",
+        f"- the whole sweep held {common.fmt(held, '.4f')} device-hours "
+        f"({cost['trials']} trials; worker start-up, evaluation, retries and stopped "
+        f"trials included; {cost['trials_without_held']} trial(s) did not record it) for "
+        f"{common.fmt(cost['train_device_hours'], '.4f')} device-hours of training",
+        f"- the winning arm (`{cost['winner']}`, best accuracy at equal time) costs "
+        f"{common.fmt(cost['winner_train_device_hours'], '.4f')} device-hours to train one "
+        "seed (training time only)",
+        "",
+    ]
 
 
 def _frontier_table(trials: pd.DataFrame, x_label: str) -> str:
@@ -57,41 +124,53 @@ def _frontier_table(trials: pd.DataFrame, x_label: str) -> str:
         for r in front.itertuples()
     ]
     return common.markdown_table(
-        ["group", "seed", "experiment", "trial", x_label, "best accuracy"], rows
+        ["group", "seed", "experiment", "trial", x_label, "test accuracy"], rows
     )
 
 
 def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
-    """The researcher's summary: settings stated, one row per group, the Pareto trials."""
+    """The researcher's summary: settings and splits stated, one row per group, the cost."""
     x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
     y_label = common.METRIC_LABELS.get(summary["y"], summary["y"])
     ref_x, ref_y = summary["reference_point"]
     how = (
         "given with --target"
         if summary["target_from"] == "given"
-        else "the baseline's median final value; the lower median for an even number of seeds"
+        else f"{paired.TARGET_SHARE:.0%} of the baseline's gain over chance at its budget"
+    )
+    sel = summary["selected_on"]
+    split = (
+        f"the checkpoint each trial holds is the best on `{sel}` (validation half) so far; "
+        f"every number below is that checkpoint's `{summary['y']}` on the held-out test half"
+        if sel != summary["y"]
+        else f"these results have no validation metric: checkpoints are selected on "
+        f"`{summary['y']}` itself (optimistic; newer runs report val_* for selection)"
     )
     failed = trials["status"].isin(("diverged", "failed"))
     lines = [
         f"# {y_label} vs {x_label}",
         "",
+        *[f"**{h}**" for h in headline(summary)],
+        "",
         f"- inputs: {', '.join(summary.get('inputs', []))}",
         f"- device type(s): {', '.join(summary.get('device_types', [])) or 'unknown'}",
         f"- groups: `{summary['by']}`; baseline: `{summary['baseline']}`",
-        f"- target {summary['y']} = {common.fmt(summary['target'], '.4f')} ({how})",
-        f"- speedup = median baseline {x_label} to reach the target / the group's; seeds that "
-        "never reach it, or diverged/failed, count as infinite cost (`reached` = k/n)",
-        f"- accuracy at equal budget: best-so-far at the baseline's median final cost "
-        f"({common.fmt(summary['budget'], '.4g')} {x_label})",
-        f"- hypervolume: area between the group's median best-so-far staircase and the "
-        f"reference point ({common.fmt(ref_x, '.4g')} {x_label}, {y_label} "
-        f"{common.fmt(ref_y, '.3g')}), in {x_label} × {summary['y']}",
-        f"- 95% CIs: bootstrap percentile, {summary['n_bootstrap']} resamples of trials "
-        f"within each group (seed {summary['seed']})",
+        f"- splits: {split}",
+        f"- target {summary['y']} = {common.fmt(summary['target'], '.4f')} ({how}); "
+        "speedup = the baseline's time for its mean-over-seeds curve to reach it / the "
+        "group's; `reached` = seeds whose own curve reaches it (diverged/failed never do)",
+        f"- accuracy at equal time: at the baseline's median final cost "
+        f"({common.fmt(summary['budget'], '.4g')} {x_label}), mean over seeds; the "
+        "difference is paired (same test items, same seeds); P(improvement) = P(a seed of "
+        "the group beats a seed of the baseline) (rliable)",
+        f"- area over chance: between the group's mean curve and {y_label} "
+        f"{common.fmt(ref_y, '.3g')}, up to {common.fmt(ref_x, '.4g')} {x_label}",
+        f"- 95% CIs: {summary['ci']}, {summary['n_bootstrap']} resamples (seed {summary['seed']})",
         "",
         groups_table(summary),
         "",
-        f"## Pareto frontier (trials: final {x_label}, best {summary['y']}; "
+        *_cost_lines(summary),
+        f"## Pareto frontier (trials: final {x_label}, test {summary['y']}; "
         "diverged/failed left off)",
         "",
         _frontier_table(trials, x_label),
@@ -99,11 +178,11 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
     ]
     if failed.any():
         lines.append(
-            f"Note: {int(failed.sum())} trial(s) diverged or failed: "
-            "counted as never reaching the target."
+            f"Note: {int(failed.sum())} trial(s) diverged or failed: they hold chance "
+            "accuracy and never reach the target."
         )
-    if any(g["n"] < 2 for g in summary["groups"].values()):
-        lines.append("Note: groups with one seed have no confidence interval: CIs need >= 2 seeds.")
+    if not summary["items_resampled"] and any(g["n"] < 2 for g in summary["groups"].values()):
+        lines.append("Note: groups with one seed and no per-item results have no interval.")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -46,9 +47,6 @@ def _frontier(ax, trials: pd.DataFrame) -> None:
     front = trials[trials["pareto"]].sort_values("final_x")
     if len(front) == 0:
         return
-    ax.step(
-        front["final_x"], front["final_best"], where="post", color="black", ls="--", lw=1, zorder=4
-    )
     ax.scatter(
         front["final_x"],
         front["final_best"],
@@ -57,45 +55,65 @@ def _frontier(ax, trials: pd.DataFrame) -> None:
         s=70,
         lw=1.3,
         zorder=5,
-        label="Pareto frontier (trials)",
+        label="Pareto-optimal trials",
     )
+
+
+def y_limits(values, chance: float | None, min_span: float = 0.2) -> tuple[float, float]:
+    """From chance (or the data's low end) to a little above the data, never narrower than
+    `min_span`: a 1-point difference must look like 1 point, not like the whole axis."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    lo = chance if chance is not None else (float(v.min()) if len(v) else 0.0)
+    hi = float(v.max()) if len(v) else lo + min_span
+    lo = min(lo, float(v.min())) if len(v) else lo
+    hi = max(hi + 0.05 * (hi - lo), lo + min_span)
+    return lo - 0.02 * (hi - lo), hi
 
 
 def frontier_figure(
     curves: pd.DataFrame, trials: pd.DataFrame, summary: dict, paths: list[Path]
 ) -> None:
-    """Draw the curves, bands, trial end points, the Pareto frontier, target and budget."""
+    """Draw the curves, bands, trial end points, Pareto trials, chance, target and budget."""
     sns.set_theme(style="whitegrid", context="notebook")
-    fig, ax = plt.subplots(figsize=(8.5, 5.5))
+    fig, ax = plt.subplots(figsize=(10, 5.5))
     colours = palette(list(summary["groups"]))
     _group_lines(ax, curves, trials, colours)
     _frontier(ax, trials)
+    chance = common.CHANCE.get(summary["y"])
+    if chance is not None:
+        ax.axhline(chance, color="black", lw=1, alpha=0.6, label=f"chance {chance:.2f}")
     if summary["target"] is not None:
         ax.axhline(
             summary["target"], color="grey", ls=":", lw=1.2, label=f"target {summary['target']:.3f}"
         )
     if summary["budget"] is not None:
-        ax.axvline(summary["budget"], color="grey", ls="-.", lw=1, label="baseline budget")
+        ax.axvline(summary["budget"], color="grey", ls="-.", lw=1, label="equal-time point")
+    values = np.concatenate(
+        [curves["hi"].to_numpy(), curves["median"].to_numpy(), trials["final_best"].to_numpy()]
+    )
+    ax.set_ylim(*y_limits(values, chance))
+    ax.set_xlim(left=0)
     x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
     y_label = common.METRIC_LABELS.get(summary["y"], summary["y"])
     ax.set_xlabel(x_label)
-    ax.set_ylabel(f"best-so-far {y_label}")
+    ax.set_ylabel(f"{y_label}, test half")
     devices = ", ".join(summary.get("device_types", [])) or "unknown device"
+    sel = summary.get("selected_on", summary["y"])
     ax.set_title(
         f"{y_label} vs {x_label}; device: {devices}\n"
-        "median over seeds, 95% bootstrap band; dots: trial end points",
+        f"checkpoint selected on {sel}; mean over seeds, 95% paired bootstrap band",
         fontsize=11,
     )
-    ax.legend(title=summary["by"] or "group", loc="lower right", fontsize=9, title_fontsize=10)
-    if any(g["n"] < 2 for g in summary["groups"].values()):
-        fig.text(
-            0.01,
-            0.01,
-            "groups with one seed have no band: CIs need >= 2 seeds",
-            fontsize=8,
-            color="dimgrey",
-        )
+    ax.legend(
+        title=summary["by"] or "group",
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=9,
+        title_fontsize=10,
+        frameon=False,
+    )
     fig.tight_layout()
     for path in paths:
-        fig.savefig(path, dpi=150)
+        fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
