@@ -119,6 +119,7 @@ def build_parts(cfg: Config, hooks) -> RunParts:
     prepare_model, rank, world_size = hooks.prepare_model, hooks.rank, hooks.world_size
     device = pick_device()
     tokenizer = _tokenizer(cfg, hooks)
+    vocab_hash = tokenizer_hash(tokenizer)  # before use: encoding stores padding state in it
     dataset = build_train_dataset(cfg, tokenizer)
     if cfg.data.shuffle_reports:
         dataset = ShuffledReports(dataset, cfg.data.seed)
@@ -147,7 +148,7 @@ def build_parts(cfg: Config, hooks) -> RunParts:
         scaler,
         dataset,
         tokenizer,
-        tokenizer_hash(tokenizer),
+        vocab_hash,
         rank,
         world_size,
     )

@@ -96,7 +96,10 @@ def pretrained_tokenizer(path: str, max_len: int) -> PreTrainedTokenizerFast:
 
 
 def tokenizer_hash(tokenizer) -> str:
-    """12 hex digits of sha256 over the tokenizer's full JSON (vocabulary, rules, specials)."""
+    """12 hex digits of sha256 over the tokenizer's full JSON (vocabulary, rules, specials).
+
+    Take it from a freshly loaded tokenizer: encoding with padding/truncation writes that
+    state into the same JSON."""
     return hashlib.sha256(tokenizer.backend_tokenizer.to_str().encode()).hexdigest()[:12]
 
 
