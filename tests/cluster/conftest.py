@@ -179,7 +179,14 @@ class Sweep:
     """A sweep CLI in a subprocess (its own session, so a SIGKILL hits only the driver)."""
 
     def __init__(
-        self, cluster: Cluster, script: str, args: list[str], storage: Path, name: str, log: Path
+        self,
+        cluster: Cluster,
+        script: str,
+        args: list[str],
+        storage: Path,
+        name: str,
+        log: Path,
+        env: dict[str, str] | None = None,
     ):
         self.storage, self.name, self.log = storage, name, log
         self.experiment = storage / name
@@ -200,7 +207,7 @@ class Sweep:
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=ROOT,
-                env=cluster.driver_env(),
+                env=cluster.driver_env(**(env or {})),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,

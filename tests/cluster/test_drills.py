@@ -3,8 +3,8 @@
 Real processes are SIGKILLed: the sweep driver, and a Ray Train worker found through the
 dashboard's Train API. Bad setups must fail fast with one clear message and leave nothing
 behind; where they are caught before Ray, the cluster's job list proves no driver joined.
-tests/test_sweep_ray.py covers the in-process crash and a kill after the first report on a
-plain `ray start` head; these drills kill at other moments and other processes.
+The one copy of each drill (tests/test_sweep_ray.py runs local-Ray sweeps only). Trials
+that lose a worker run 2 workers (1 CPU each): the multi-worker path is the one that hangs.
 """
 
 from __future__ import annotations
@@ -172,13 +172,47 @@ def _running_run_with_checkpoint(cluster, experiment: Path, logged: bool = False
     return None
 
 
+TWO_WORKERS = ["--workers-per-trial", "2", "--cpus-per-worker", "1"]
+
+
+def test_crash_on_rank_1_of_a_2_worker_trial_resumes_without_lost_or_duplicate_steps(
+    ray_cluster, tmp_path
+):
+    sweep = Sweep(
+        ray_cluster,
+        "mask_ratio.py",
+        ["--smoke-test", *TWO_WORKERS],
+        tmp_path / "runs",
+        "drill-crash",
+        tmp_path / "sweep.log",
+        env={"MEDFLIP_FAULT": "crash@15:rank=1"},
+    )
+    assert sweep.wait(600) == 0, sweep.output()[-4000:]
+    assert "injected crash at step 15 on rank 1" in sweep.output()
+    table = results.load(str(sweep.experiment))
+    final = results.final_rows(table)
+    # A restart from scratch would crash again at 15 until max_failures: completing proves
+    # each trial continued from its step-10 checkpoint.
+    assert len(final) == 2 and set(final["status"]) == {"completed"}
+    assert steps_by_trial(table) == {t: [10, 20] for t in final["trial_id"]}
+    assert (final["samples_seen"] == 20 * 16).all() and (final["num_workers"] == 2).all()
+    assert not table.duplicated(["trial_id", "step"]).any()
+
+
 def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_path):
     sweep = Sweep(
         ray_cluster,
         "mask_ratio.py",
         # 400 steps, evaluated every 100: long enough (~20 s a trial even on a quiet machine)
-        # that the kill lands mid-trial after a registered checkpoint.
-        ["--smoke-test", "--set", "optim.max_steps=400", "--set", "eval.every_steps=100"],
+        # that the kill lands mid-trial after a registered checkpoint. 2 workers per trial.
+        [
+            "--smoke-test",
+            *TWO_WORKERS,
+            "--set",
+            "optim.max_steps=400",
+            "--set",
+            "eval.every_steps=100",
+        ],
         tmp_path / "runs",
         "drill-worker",
         tmp_path / "sweep.log",
