@@ -157,6 +157,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--metrics", nargs="+", help=f"default: those of {' '.join(DEFAULT_METRICS)} with values"
     )
     p.add_argument("--device-type", help="keep only rows of this device type")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="keep only trials with this setting (repeatable); trials that differ in any "
+        "other key than the compared one and the seed are never pooled as seeds",
+    )
     p.add_argument("--out", help="output dir (default: <first run>/analysis)")
     return p.parse_args(argv)
 
@@ -166,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     df, paths = common.load_inputs(args.runs)
     df = common.select_device(df, None, args.device_type)
-    factor, note = common.pick_by(df, args.factor)
+    df = common.where(df, args.where)
+    factor, note = common.pick_by(df, args.factor, "--factor")
+    common.check_pooling(df, factor, "--factor")
     if factor is None:
         raise common.AnalysisError("no config key varies: nothing to ablate (pass --factor)")
     print(f"loaded {len(df)} reports from {', '.join(paths)}; {note.replace('grouping', 'factor')}")

@@ -98,15 +98,54 @@ def varied_keys(df: pd.DataFrame) -> list[str]:
     return [k for k in keys if df[k].nunique(dropna=False) > 1]
 
 
-def pick_by(df: pd.DataFrame, by: str | None) -> tuple[str | None, str]:
-    """(key, note): the grouping column, checked or autodetected; None = one group."""
+def where(df: pd.DataFrame, conditions: list[str] | None) -> pd.DataFrame:
+    """Rows matching every `--where KEY=VALUE` (values compared as text, 0.5 == '0.5')."""
+    for cond in conditions or []:
+        key, sep, value = cond.partition("=")
+        if not sep or key not in df.columns:
+            raise AnalysisError(f"--where {cond!r}: expected KEY=VALUE with KEY a results column")
+        df = df[df[key].map(label) == label(_number_or_text(value))]
+        if len(df) == 0:
+            raise AnalysisError(f"--where {cond!r}: no rows left")
+    return df
+
+
+def _number_or_text(value: str):
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+def check_pooling(df: pd.DataFrame, key: str | None, flag: str) -> None:
+    """Refuse to pool trials that differ in a config key other than `key` and the seed:
+    they are different configurations, not replicates. The message lists each key with
+    its values and how to keep one setting."""
+    others = [k for k in varied_keys(df) if k != key]
+    if not others:
+        return
+    listed = "; ".join(
+        f"{k} in {{{', '.join(label(v) for v in sorted_levels(df[k], k))}}}" for k in others
+    )
+    first = others[0]
+    example = label(sorted_levels(df[first], first)[0])
+    raise AnalysisError(
+        f"trials differ in more than {flag} {key}: {listed}; pooling them as seeds would "
+        f"mix configurations: keep one setting with --where {first}={example} (repeatable), "
+        f"or compare that key with {flag} {first}"
+    )
+
+
+def pick_by(df: pd.DataFrame, by: str | None, flag: str = "--by") -> tuple[str | None, str]:
+    """(key, note): the grouping column, checked or autodetected; None = one group.
+    `flag` is the calling tool's own flag name, for its messages."""
     if by:
         if by not in df.columns:
             close = difflib.get_close_matches(
                 by, list(config.KEYS) + list(df.columns), n=3, cutoff=0.5
             )
             hint = f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
-            raise AnalysisError(f"--by {by!r} is not a results column{hint}")
+            raise AnalysisError(f"{flag} {by!r} is not a results column{hint}")
         return by, f"grouping by {by}"
     varied = varied_keys(df)
     preferred = [k for k in PREFERRED_BY if k in varied]
@@ -117,7 +156,10 @@ def pick_by(df: pd.DataFrame, by: str | None) -> tuple[str | None, str]:
         return key, f"grouping by {key} (autodetected){tail}"
     if not varied:
         return None, "no config key varies: one group"
-    raise AnalysisError(f"several config keys vary ({', '.join(varied)}): pick one with --by KEY")
+    raise AnalysisError(
+        f"several config keys vary ({', '.join(varied)}): pick one with {flag} KEY "
+        "and keep one setting of the others with --where KEY=VALUE"
+    )
 
 
 def label(level) -> str:

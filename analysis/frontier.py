@@ -200,6 +200,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
     p.add_argument("--device-type", help="keep only rows of this device type")
     p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="keep only trials with this setting (repeatable); trials that differ in any "
+        "other key than the compared one and the seed are never pooled as seeds",
+    )
+    p.add_argument(
         "--ref-y",
         type=float,
         help="hypervolume reference accuracy (default: chance for zero-shot accuracies, else 0)",
@@ -223,8 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         f"loaded {len(df)} reports of {n_trials} trials from {', '.join(paths)} "
         f"in {time.perf_counter() - t0:.2f}s"
     )
+    df = common.where(df, args.where)
     by, note = common.pick_by(df, args.by)
-    print(note)
+    common.check_pooling(df, by, "--by")
+    print(f"{note}; every other config key is the same in all trials (seeds are replicates)")
     t1 = time.perf_counter()
     result = analyse(
         df,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tables
 
-from analysis import ablation, common, stats
+from analysis import ablation, common, frontier, stats
 from medflip import results
 
 # Hand values: (variant, seed) -> final probe_acc.
@@ -138,3 +138,27 @@ def test_cli_writes_markdown_csv_and_latex(tmp_path):
     tex = (out / "ablation.tex").read_text()
     assert r"\toprule" in tex and r"\bottomrule" in tex and r"probe\_acc" in tex
     assert r"\textbf{0.620}" in tex  # image has the best mean probe accuracy
+
+
+def test_different_configs_are_never_pooled_as_seeds(tmp_path, capsys):
+    # A joint-sweep-like table: every trial seed 0, variants differ in tau as well.
+    rows = []
+    for i, (variant, tau) in enumerate([("none", 0.07), ("none", 0.1), ("image", 0.07)]):
+        trial = tables.trial(
+            [10, 20], [0.3, 0.4 + i / 20], level=variant, by="mask.variant", trial_id=f"t{i}"
+        )
+        for r in trial:
+            r["loss.temperature"] = tau
+        rows.append(trial)
+    results.write(tables.table(*rows), tmp_path / "run")
+    run = str(tmp_path / "run")
+    cli = common.cli
+    assert cli("ablation.py", ablation.main, [run, "--factor", "mask.variant"]) == 2
+    err = capsys.readouterr().err
+    assert "--factor mask.variant" in err and "loss.temperature in {0.07, 0.1}" in err
+    assert "--where loss.temperature=0.07" in err and "--by" not in err
+    assert cli("frontier.py", frontier.main, [run, "--by", "mask.variant"]) == 2
+    assert "more than --by mask.variant" in capsys.readouterr().err
+    kept = [run, "--factor", "mask.variant", "--where", "loss.temperature=0.07"]
+    assert cli("ablation.py", ablation.main, [*kept, "--out", str(tmp_path)]) == 0
+    assert "none" in (tmp_path / "ablation.md").read_text()
