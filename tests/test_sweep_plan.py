@@ -163,3 +163,36 @@ def test_default_resources_two_cores_and_64_gpus():
     assert res == cluster.Resources(4, 12.0, 1.0)
     assert cluster.trial_concurrency(pod, res, None) == 16
     assert cluster.trial_concurrency(pod, res, 5) == 5
+
+
+def test_head_memory_caps_concurrent_train_runs_and_says_so(tmp_path):
+    gib = 2.0**30
+    head = {"CPU": 8.0, "memory": 4 * gib, "node:__internal_head__": 1.0}  # 4,096 MB
+    pod = [head] + [{"CPU": 96.0, "GPU": 8.0, "memory": 500 * gib}] * 8
+    p = plan_for("temperature", "--storage", str(tmp_path), "--workers-per-trial", "4")
+    res, conc = launch.resolve_resources(p, pod)
+    assert conc == 6  # 4,096 // 600 runs fit the head; the GPUs alone would allow 16
+    text = launch.describe(p, res, conc, pod)
+    assert "6 trial(s) at once; head memory 4,096 MB holds 6 concurrent Train run(s)" in text
+    loose = plan_for(
+        "temperature",
+        "--storage",
+        str(tmp_path),
+        "--workers-per-trial",
+        "4",
+        "--head-memory-per-run-mb",
+        "0",
+    )
+    assert launch.resolve_resources(loose, pod)[1] == 16  # 0: no head limit
+    small = plan_for(
+        "temperature",
+        "--storage",
+        str(tmp_path),
+        "--workers-per-trial",
+        "4",
+        "--head-memory-per-run-mb",
+        "200",
+    )
+    assert launch.resolve_resources(small, pod)[1] == 16  # 20 fit the head: the GPUs cap it
+    with pytest.raises(PlanError, match="--head-memory-per-run-mb"):
+        plan_for("temperature", "--storage", str(tmp_path), "--head-memory-per-run-mb", "-1")

@@ -18,10 +18,13 @@ from collections.abc import Sequence
 from medflip.config import ConfigError, overrides_from_cli
 from medflip.sweep import cluster, settings
 from medflip.sweep.plan import (
+    HEAD,
+    HEAD_MEMORY_PER_RUN_MB,
     SCHEDULERS,
     Plan,
     PlanError,
     fixed_overrides,
+    head_limit,
     seeds_for,
     trial_points,
     validate,
@@ -100,6 +103,12 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
         help="Ray Train controller poll interval: each report waits for it (Ray's default 2)",
     )
     add(
+        "--head-memory-per-run-mb",
+        type=float,
+        default=HEAD_MEMORY_PER_RUN_MB,
+        help="head-node memory each concurrent Train run holds; caps trials at once (0: off)",
+    )
+    add(
         "--collective-timeout-s",
         type=int,
         default=300,
@@ -151,6 +160,7 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         max_concurrent=args.max_concurrent,
         max_failures=args.max_failures,
         report_poll_s=args.report_poll_s,
+        head_memory_per_run_mb=args.head_memory_per_run_mb,
         collective_timeout_s=args.collective_timeout_s,
     )
     validate(plan)
@@ -179,7 +189,7 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
     return plan
 
 
-def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None) -> str:
+def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None, nodes=None) -> str:
     """What will run, for the terminal (and all of --dry-run's output)."""
     s = plan.space
     objectives = ", ".join(f"{m} ({d})" for m, d in zip(s.metrics, s.modes, strict=True))
@@ -204,7 +214,7 @@ def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None)
     if res is not None:
         lines.append(
             f"each trial: {res.num_workers} worker(s) x {res.per_worker()}; "
-            f"{concurrency} trial(s) at once"
+            f"{concurrency} trial(s) at once" + head_limit(plan, nodes or [], concurrency)[1]
         )
     return "\n".join(lines)
 
@@ -216,9 +226,13 @@ def _axis_text(axis) -> str:
 
 
 def _local_nodes() -> list[dict[str, float]]:
+    import psutil
     import torch
 
-    return [{"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}]
+    # Ray's default `memory` resource: 70% of what is available when it starts.
+    memory = 0.7 * psutil.virtual_memory().available
+    cpus, gpus = float(os.cpu_count() or 1), float(torch.cuda.device_count())
+    return [{"CPU": cpus, "GPU": gpus, "memory": memory, HEAD: 1.0}]
 
 
 def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
@@ -226,7 +240,8 @@ def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
         res = cluster.default_resources(
             nodes, plan.workers_per_trial, plan.cpus_per_worker, plan.gpus_per_worker
         )
-        return res, cluster.trial_concurrency(nodes, res, plan.max_concurrent)
+        fit = cluster.trial_concurrency(nodes, res, plan.max_concurrent)
+        return res, head_limit(plan, nodes, fit)[0]
     except ValueError as exc:
         raise PlanError(str(exc)) from None
 
@@ -248,8 +263,9 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
             if leftovers:
                 print(cluster.clear_hint(plan.experiment_dir, leftovers), file=sys.stderr)
                 return 2
-        res, concurrency = resolve_resources(plan, cluster.node_resources())
-        print(describe(plan, res, concurrency), flush=True)
+        nodes = cluster.node_resources()
+        res, concurrency = resolve_resources(plan, nodes)
+        print(describe(plan, res, concurrency, nodes), flush=True)
         from medflip.data import prepare  # a real source: read once here, not per worker
         from medflip.sweep.prepare import mapper
 
@@ -297,7 +313,7 @@ def main(
             preflight.check_storage(plan.storage)  # a dry run refuses what the real run would
             nodes = None if plan.address else _local_nodes()
             res, conc = resolve_resources(plan, nodes) if nodes else (None, None)
-            print(describe(plan, res, conc))
+            print(describe(plan, res, conc, nodes))
             return 0
         return run(plan, callbacks)
     except (PlanError, PreflightError) as exc:

@@ -17,6 +17,11 @@ from medflip.config import Config, ConfigError, apply_overrides
 from medflip.sweep.spaces import Choice, Float, Space
 
 SCHEDULERS = ("fifo", "asha")
+# Head-node memory each concurrent trial holds: its Tune trial process and Ray Train's
+# controller actor run beside the GCS whatever node the workers use (ray-project/ray#65443
+# reports ~600 MB). Measured here by benchmarks/head_memory.py; --head-memory-per-run-mb.
+HEAD_MEMORY_PER_RUN_MB = 600.0
+HEAD = "node:__internal_head__"  # the resource Ray gives the head node only
 TUNER_STATE = "tuner.pkl"  # Tune's file in an experiment dir: there is something to resume
 
 
@@ -46,6 +51,7 @@ class Plan:
     report_poll_s: float = 0.5
     collective_timeout_s: int = 300  # the trial's TorchConfig timeout (a hung rank fails)
     report_hooks: tuple[str, ...] = field(default_factory=tuple)
+    head_memory_per_run_mb: float = HEAD_MEMORY_PER_RUN_MB
 
     @property
     def experiment_dir(self) -> str:
@@ -146,6 +152,11 @@ def validate(plan: Plan) -> Config:
         raise PlanError(f"--cpus-per-worker: must be > 0, got {plan.cpus_per_worker}")
     if plan.gpus_per_worker is not None and plan.gpus_per_worker < 0:
         raise PlanError(f"--gpus-per-worker: must be >= 0, got {plan.gpus_per_worker}")
+    if plan.head_memory_per_run_mb < 0:
+        raise PlanError(
+            "--head-memory-per-run-mb: must be >= 0 (0: no limit), "
+            f"got {plan.head_memory_per_run_mb}"
+        )
     if plan.report_poll_s <= 0:
         raise PlanError(f"--report-poll-s: must be > 0, got {plan.report_poll_s}")
     check_resume(plan)
@@ -164,3 +175,26 @@ def check_resume(plan: Plan) -> None:
             f"--name {plan.name}: {plan.experiment_dir} already holds a sweep; "
             "pass --resume to continue it, or choose another --name"
         )
+
+
+def head_memory_mb(nodes: list[dict[str, float]]) -> float | None:
+    """The head node's Ray `memory` resource in MB (None when the nodes do not say)."""
+    heads = [n for n in nodes if n.get(HEAD)] or (nodes if len(nodes) == 1 else [])
+    mem = heads[0].get("memory") if heads else None
+    return mem / 2**20 if mem else None
+
+
+def head_limit(plan: Plan, nodes: list[dict[str, float]], fit: int) -> tuple[int, str]:
+    """`fit` trials at once, fewer when the head's memory holds fewer concurrent Train runs;
+    and the sentence saying so (for --dry-run and the sweep's first lines)."""
+    per_run, head = plan.head_memory_per_run_mb, head_memory_mb(nodes)
+    if not per_run or head is None:
+        return fit, ""
+    holds = max(1, int(head // per_run))
+    text = (
+        f"head memory {head:,.0f} MB holds {holds} concurrent Train run(s) at "
+        f"{per_run:,.0f} MB each (--head-memory-per-run-mb)"
+    )
+    if holds < fit:
+        return holds, f"; limited by the head: {text}"
+    return fit, f"; {text}"
