@@ -99,6 +99,7 @@ class EvalConfig:
     every_s: float = 0.0
     prompts_per_class: int = 8  # prompt ensemble size
     batch_size: int = 256
+    probe: bool = True  # linear probe each evaluation: about half its cost at demo size
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,7 @@ MEANING: dict[str, str] = {
     "eval.every_s": "training seconds between evaluations (0 = a tenth of the time budget)",
     "eval.prompts_per_class": "zero-shot prompt ensemble size per class",
     "eval.batch_size": "evaluation batch size",
+    "eval.probe": "run the linear probe at each evaluation (about half an evaluation's cost)",
     "seed": "training seed: initial weights, masking noise, batch order",
 }
 

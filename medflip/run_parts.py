@@ -99,7 +99,13 @@ class RunParts:
         sets = benchmark.build_eval_sets(self.cfg)
         prompts = benchmark.eval_prompts(self.cfg)
         return evaluation.evaluate(
-            self.unwrapped, self.tokenizer, sets, self.cfg, self.device, prompts
+            self.unwrapped,
+            self.tokenizer,
+            sets,
+            self.cfg,
+            self.device,
+            prompts,
+            probe=self.cfg.eval.probe,
         )
 
 
