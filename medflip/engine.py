@@ -148,6 +148,8 @@ def _metrics(parts, progress, meter, started, status, evals) -> dict:
     }
     for key in ("loss", "loss_contrastive", "loss_svd", "loss_mlm", "loss_mim", "temperature"):
         m[key] = meter.means().get(key, float("nan"))
+    if "svd_sigma_rel_err" in meter.sums:  # pair SVD term on: sigma_1's sampled error
+        m["svd_sigma_rel_err"] = meter.means()["svd_sigma_rel_err"]
     m.update(evals)
     return m
 

@@ -255,7 +255,9 @@ class MedFLIPLoss(nn.Module):
                 "loss.svd_form=pair needs the model's image_tokens/text_tokens "
                 "(MedFLIP.return_tokens, on when built with loss.svd_weight > 0)"
             )
-        return svd_pair_loss(p["image_tokens"], p["text_tokens"], p["text_token_mask"], tau)
+        return svd_pair_loss(
+            p["image_tokens"], p["text_tokens"], p["text_token_mask"], tau, with_error=True
+        )
 
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """Model outputs + batch -> {loss, loss_contrastive, loss_svd, loss_mlm, loss_mim}."""
@@ -271,6 +273,8 @@ class MedFLIPLoss(nn.Module):
             "loss_mlm": zero,
             "loss_mim": zero,
         }
+        if isinstance(parts["loss_svd"], tuple):  # pair form: sigma_1's sampled error too
+            parts["loss_svd"], parts["svd_sigma_rel_err"] = parts["loss_svd"]
         if "mlm_logits" in outputs:
             parts["loss_mlm"] = mlm_loss(outputs["mlm_logits"], outputs["mlm_labels"])
         if "mim_pred" in outputs:
