@@ -49,6 +49,13 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
+def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
+    """The run's AdamW (also what benchmarks/masking.py and throughput.py time)."""
+    return torch.optim.AdamW(
+        _param_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(0.9, 0.98)
+    )
+
+
 @dataclass
 class RunParts:
     cfg: Config
@@ -140,9 +147,7 @@ def build_parts(cfg: Config, hooks) -> RunParts:
     unwrapped = model
     model = prepare_model(model)
     torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank masking noise
-    optimizer = torch.optim.AdamW(
-        _param_groups(unwrapped, cfg.optim.weight_decay), lr=cfg.optim.lr, betas=(0.9, 0.98)
-    )
+    optimizer = build_optimizer(unwrapped, cfg)
     scaler = torch.amp.GradScaler("cuda") if cfg.optim.precision == "fp16" else None
     parts = RunParts(
         cfg,
