@@ -3,9 +3,11 @@
 1. Image tower forward + backward at mask ratios r in {0, .25, .5, .75, .9}, interleaved,
    median of repeats: speedup vs r = 0, and that speedup as a fraction of the ideal
    1 / (1 - r) (encoder cost proportional to visible patches).
-2. The whole training step (both towers + MedFLIPLoss + AdamW) at r = 0 and 0.75, and at
-   0.75 with text masking (MLM as a second text pass, or sharing the contrastive pass),
-   plus the text tower's own forward + backward.
+2. The production training step (medflip.step.train_step with the run's AdamW, param
+   groups, clipping and precision) at r = 0 and 0.75, and at 0.75 with text masking (MLM as
+   a second text pass, or sharing the contrastive pass), side by side in one run; and where
+   a masked step's time goes: image tower, text tower, loss (each forward + backward) and
+   optimiser (clipping + AdamW), the rest being what the step adds around them.
 
 Ends by printing one line of JSON. Random images and token ids (~60 non-pad tokens): the
 cost of a step does not depend on the content.
@@ -15,102 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
-
-import torch
-
-from medflip import variants
-from medflip.config import apply_overrides
-from medflip.losses import MedFLIPLoss
-from medflip.models.medflip import MedFLIP
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9)
-VOCAB, PAD, CLS, SEP, MASK = 2000, 0, 2, 3, 4
-
-
-def make_batch(cfg, n: int, device: str, text_len: int = 60, seed: int = 0) -> dict:
-    """Random batch in the data layer's format; text ~text_len real tokens, rest padding."""
-    g = torch.Generator().manual_seed(seed)
-    t = cfg.data.max_text_len
-    lengths = torch.randint(text_len - 8, text_len + 9, (n,), generator=g).clamp(3, t)
-    ids = torch.randint(5, VOCAB, (n, t), generator=g)
-    mask = (torch.arange(t)[None, :] < lengths[:, None]).long()
-    ids = ids * mask
-    ids[:, 0] = CLS
-    ids[torch.arange(n), lengths - 1] = SEP
-    labels = torch.randint(-1, 2, (n, 14), generator=g).float()
-    batch = {
-        "image": torch.randn(n, 1, cfg.data.image_size, cfg.data.image_size, generator=g),
-        "input_ids": ids,
-        "attention_mask": mask,
-        "labels": labels,
-        "image_labels": labels.clone(),
-        "paired": torch.ones(n, dtype=torch.bool),
-    }
-    return {k: v.to(device) for k, v in batch.items()}
-
-
-def build(cfg, device: str, shared_text_pass: bool = False):
-    """Model, loss and AdamW as the engine builds them."""
-    special = (PAD, 1, CLS, SEP, MASK)
-    model = MedFLIP(cfg, VOCAB, PAD, MASK, special, shared_text_pass=shared_text_pass)
-    model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
-    return model, MedFLIPLoss(cfg), opt
-
-
-def autocast(device: str, precision: str):
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-    return torch.autocast(torch.device(device).type, dtype=dtype, enabled=dtype is not None)
-
-
-def sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device: str) -> float:
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    return time.perf_counter() - start
-
-
-def train_step(model, loss_fn, opt, batch, image_ratio, text_ratio, device, precision):
-    """One optimiser step: forward, MedFLIPLoss, backward, AdamW."""
-    with autocast(device, precision):
-        out = model(batch, image_ratio, text_ratio)
-        loss = loss_fn(out, batch)["loss"]
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
-
-
-def interleaved(fns: dict, repeats: int, device: str, warmup: int = 2) -> dict:
-    """Seconds per run of each named callable, run round-robin so drift hits all alike."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(timed(fn, device))
-    return times
-
-
-def medians(times: dict) -> dict:
-    return {name: statistics.median(ts) for name, ts in times.items()}
-
-
-def minima(times: dict) -> dict:
-    """Fastest run: on a shared machine the least disturbed, so the steadiest ratio."""
-    return {name: min(ts) for name, ts in times.items()}
+MASKED = 0.75
 
 
 def tower_benchmark(model, batch, repeats, device, precision) -> dict:
     """Image tower forward + backward per mask ratio (seconds per run)."""
+    from common import autocast, interleaved
 
     def run(ratio):
         def fn():
@@ -123,32 +37,72 @@ def tower_benchmark(model, batch, repeats, device, precision) -> dict:
     return interleaved({r: run(r) for r in RATIOS}, repeats, device)
 
 
-def step_benchmark(cfg, batch, repeats, device, precision) -> dict:
-    """Whole training steps at r = 0 and 0.75, and at 0.75 with MLM (text_ratio 0.15) run as
-    a second text pass (the default) or sharing the contrastive pass."""
+def breakdown_fns(parts, batch, cfg, device) -> dict:
+    """Parts of a masked step, each timed alone: towers and loss forward + backward (the
+    loss on detached model outputs), and the optimiser (clipping + AdamW)."""
+    import torch
+    from common import autocast
+
+    model, criterion, optimizer = parts
+    precision = cfg.optim.precision
+
+    def image():
+        with autocast(device, precision):
+            pooled = model.image(batch["image"], MASKED).pooled
+        pooled.float().sum().backward()
+
+    def text():
+        with autocast(device, precision):
+            pooled = model.text(batch["input_ids"], batch["attention_mask"]).pooled
+        pooled.float().sum().backward()
+
+    with torch.no_grad(), autocast(device, precision):
+        outputs = model(batch, image_ratio=MASKED)
+    leaves = {k: v.detach().requires_grad_(v.is_floating_point()) for k, v in outputs.items()}
+
+    def loss():
+        with autocast(device, precision):
+            criterion(leaves, batch)["loss"].backward()
+
+    def optimiser():
+        if cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+        optimizer.step()
+
+    return {"part_image": image, "part_text": text, "part_loss": loss, "part_optim": optimiser}
+
+
+def step_benchmark(cfg, batch, repeats, device) -> dict:
+    """Production steps at r = 0 and 0.75, and at 0.75 with MLM (text_ratio 0.15) run as a
+    second text pass (the default) or sharing the contrastive pass; plus the parts."""
+    from common import build, interleaved, step_fn
+
+    from medflip.config import apply_overrides
+
     text_cfg = apply_overrides(cfg, {"mask.variant": "text"})  # builds the MLM head
     plain, separate = build(cfg, device), build(text_cfg, device)
     shared = build(text_cfg, device, shared_text_pass=True)
-
-    def run(parts, image_ratio, text_ratio=0.0):
-        return lambda: train_step(*parts, batch, image_ratio, text_ratio, device, precision)
-
-    def text_only():
-        with autocast(device, precision):
-            pooled = plain[0].text(batch["input_ids"], batch["attention_mask"]).pooled
-        pooled.float().sum().backward()
-
     fns = {
-        "step_0": run(plain, 0.0),
-        "step_0.75": run(plain, 0.75),
-        "step_0.75_mlm": run(separate, 0.75, 0.15),
-        "step_0.75_mlm_shared": run(shared, 0.75, 0.15),
-        "text_tower": text_only,
+        "step_0": step_fn(plain, batch, cfg, 0.0),
+        "step_0.75": step_fn(plain, batch, cfg, MASKED),
+        "step_0.75_mlm": step_fn(separate, batch, text_cfg, MASKED, 0.15),
+        "step_0.75_mlm_shared": step_fn(shared, batch, text_cfg, MASKED, 0.15),
     }
+    fns["step_0.75"]()  # gradients exist, so the optimiser part times a real update
+    fns.update(breakdown_fns(plain, batch, cfg, device))
     return interleaved(fns, repeats, device)
 
 
-def main(argv=None) -> dict:
+def where_time_goes(step: dict) -> dict:
+    """Share of the masked step per part; `other` = step minus the parts (autocast casts,
+    zero_grad, loss-value syncs, the graph joining the towers)."""
+    total = step["step_0.75"]
+    shares = {k.removeprefix("part_"): v / total for k, v in step.items() if k.startswith("part_")}
+    shares["other"] = 1 - sum(shares.values())
+    return {k: round(v, 3) for k, v in shares.items()}
+
+
+def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="demo")
     parser.add_argument("--repeats", type=int, default=7)
@@ -156,11 +110,23 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=0, help="default: optim.batch_size")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)  # before the heavy imports: --help answers at once
+    import torch
+    from common import build, load_average, make_batch, medians, minima
+
+    from medflip import variants
+    from medflip.config import apply_overrides
+
+    load_before = load_average()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = variants.get(args.variant)
     n = args.batch_size or cfg.optim.batch_size
+    cfg = apply_overrides(cfg, {"optim.precision": args.precision, "optim.batch_size": n})
     batch = make_batch(cfg, n, args.device)
 
     model, _, _ = build(cfg, args.device)
@@ -176,14 +142,16 @@ def main(argv=None) -> dict:
               f"x{speedup[r]:.2f}{frac}")  # fmt: skip
 
     # mask.variant stays the base's (demo: none), so no MAE decoder: this is FLIP's step.
-    step_runs = step_benchmark(cfg, batch, args.repeats, args.device, args.precision)
+    step_runs = step_benchmark(cfg, batch, args.repeats, args.device)
     step, step_min = medians(step_runs), minima(step_runs)
     step_speedup = step["step_0"] / step["step_0.75"]
-    print(f"training step ({args.variant}, batch {n}), median (min):")
+    shares = where_time_goes(step)
+    print(f"production training step ({args.variant}, batch {n}), median (min):")
     for name, sec in step.items():
         print(f"  {name:22s} {sec * 1e3:8.1f} ({step_min[name] * 1e3:.1f}) ms")
     print(f"  step speedup at r=0.75: x{step_speedup:.2f} "
           f"(min: x{step_min['step_0'] / step_min['step_0.75']:.2f})")  # fmt: skip
+    print("  masked step by part: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     result = {
         "tower_fraction_of_ideal": {str(r): round(f, 3) for r, f in fraction.items()},
         "tower_fraction_of_ideal_min": {str(r): round(f, 3) for r, f in fraction_min.items()},
@@ -193,18 +161,17 @@ def main(argv=None) -> dict:
         "step_speedup_0.75_min": round(step_min["step_0"] / step_min["step_0.75"], 3),
         "step_ms": {k: round(v * 1e3, 2) for k, v in step.items()},
         "step_ms_min": {k: round(v * 1e3, 2) for k, v in step_min.items()},
+        "step_0.75_share": shares,
         "mlm_second_pass_overhead": round(step["step_0.75_mlm"] / step["step_0.75"] - 1, 3),
         "mlm_shared_pass_overhead": round(step["step_0.75_mlm_shared"] / step["step_0.75"] - 1, 3),
-        "text_share_of_step_0.75": round(step["text_tower"] / step["step_0.75"], 3),
+        "text_share_of_step_0.75": shares["text"],
         "conditions": {
-            "variant": args.variant,
-            "batch": n,
-            "precision": args.precision,
-            "device": args.device,
-            "threads": args.threads,
-            "repeats": args.repeats,
-        },  # fmt: skip
-    }
+            "variant": args.variant, "batch": n, "precision": args.precision,
+            "device": args.device, "threads": args.threads, "repeats": args.repeats,
+            "step": "medflip.step.train_step", "load_before": load_before,
+            "load_after": load_average(),
+        },
+    }  # fmt: skip
     print(json.dumps(result))
     return result
 
