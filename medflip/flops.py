@@ -1,0 +1,66 @@
+"""Model FLOPs of one training pair: both towers, counted from the config (no model built).
+
+The usual accounting for model FLOP utilisation (MFU, PaLM appendix B): multiply-adds of
+the matmuls and convolutions that the forward pass runs, x2 FLOPs each, and a training step
+costs 3x its forward (the backward computes gradients for activations and weights). Norms,
+softmaxes, GELUs and the losses are left out (a few % at these widths); the pair SVD term
+is counted on its own (`svd_pair_flops`) since it is quadratic in the batch.
+
+Image tower (timm ViT, FLIP): patch embedding over all L patches, then `depth` blocks over
+the 1 + K kept tokens (cls + visible): per token 12 W^2 (qkv 3, proj 1, MLP 2 x 4), per
+image 2 (1 + K)^2 W for attention scores and values; projection W x E of the pooled token.
+Text tower (BERT): per token and layer 4 H^2 + 2 H I, per text 2 T^2 H for attention;
+projection H x E. T = the encoded length (the batch's longest text).
+"""
+
+from __future__ import annotations
+
+from medflip.config import TEXT_SIZES, Config
+from medflip.masking import num_kept
+
+MLP_RATIO = 4  # timm's ViT default (medflip.models.image.build_vit keeps it)
+
+
+def image_macs(cfg: Config, ratio: float) -> int:
+    """Multiply-adds of one image's forward pass at mask ratio `ratio`."""
+    m = cfg.model
+    width, patches = m.image_width, (cfg.data.image_size // m.patch_size) ** 2
+    tokens = 1 + num_kept(patches, ratio)  # cls + visible patches
+    embed = patches * m.patch_size**2 * width  # conv over every patch (1 input channel)
+    per_block = tokens * (4 + 2 * MLP_RATIO) * width**2 + 2 * tokens**2 * width
+    return embed + m.image_depth * per_block + width * m.embed_dim
+
+
+def text_macs(cfg: Config, length: int) -> int:
+    """Multiply-adds of one text's forward pass over `length` tokens (scratch BERT sizes)."""
+    name = cfg.model.text.removeprefix("scratch-")
+    if name not in TEXT_SIZES:
+        raise ValueError(f"model.text: FLOPs are counted for scratch-<size> only, not {name!r}")
+    hidden, layers, _, intermediate = TEXT_SIZES[name]
+    per_layer = length * (4 * hidden**2 + 2 * hidden * intermediate) + 2 * length**2 * hidden
+    return layers * per_layer + hidden * cfg.model.embed_dim
+
+
+def pair_forward_flops(cfg: Config, ratio: float, text_length: int) -> int:
+    """FLOPs (2 per multiply-add) of one image-text pair's forward pass, both towers."""
+    return 2 * (image_macs(cfg, ratio) + text_macs(cfg, text_length))
+
+
+def train_flops_per_pair(cfg: Config, ratio: float, text_length: int) -> int:
+    """Training FLOPs per pair: forward + backward = 3x the forward."""
+    return 3 * pair_forward_flops(cfg, ratio, text_length)
+
+
+def svd_pair_flops(batch: int, kept: int, text_length: int, dim: int, steps: int) -> int:
+    """FLOPs of the pair SVD term per step: 2 (K + T) D multiply-adds per pair and power
+    step, N^2 pairs, plus the evaluation and backward (~3 steps' worth)."""
+    return 2 * batch**2 * 2 * (kept + text_length) * dim * (steps + 3)
+
+
+__all__ = [
+    "image_macs",
+    "pair_forward_flops",
+    "svd_pair_flops",
+    "text_macs",
+    "train_flops_per_pair",
+]
