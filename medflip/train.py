@@ -147,6 +147,8 @@ def main(argv=None) -> int:
             _keep_checkpoint(checkpoint_dir, out)
 
     final = engine.fit(cfg, report=report, resume_from=resume_dir)
+    if results.results_path(out).exists():
+        results.compact(out)  # the appended part files folded into results.parquet
     if not args.quiet:
         extra = {"results": str(results.results_path(out)), "checkpoint": f"{out}/checkpoint"}
         print(progress.summary(final, extra), flush=True)
