@@ -68,11 +68,15 @@ def train_step(
     with autocast(device, precision):
         outputs = model(batch, image_ratio=plan.image_ratio, text_ratio=plan.text_ratio)
         losses = criterion(outputs, batch)
-    values = {k: float(v.detach()) for k, v in losses.items()}
+    # One host sync for every loss value and tau (each float() of a device tensor is one).
+    names = [*losses, "temperature"]
+    scalars = [v.detach().float().reshape(()) for v in [*losses.values(), outputs["temperature"]]]
+    values = dict(zip(names, torch.stack(scalars).tolist(), strict=True))
+    tau = values.pop("temperature")
     finite = math.isfinite(values["loss"])
     if agree is not None:
         finite, values = agree(finite, values)
-    values["temperature"] = float(outputs["temperature"].detach())
+    values["temperature"] = tau
     if not finite:
         return {**values, "loss": float("nan")}
     optimizer.zero_grad(set_to_none=True)
