@@ -29,7 +29,13 @@ METRIC_LABELS = {
     "zeroshot_binary_acc": "zero-shot accuracy (binary)",
     "probe_acc": "linear-probe accuracy",
 }
-CHANCE = {"zeroshot_acc": 0.2, "zeroshot_binary_acc": 0.5}  # 5-class and binary sets
+CHANCE = {
+    "zeroshot_acc": 0.2,  # 5 balanced classes
+    "zeroshot_binary_acc": 0.5,
+    "zeroshot_binary_bacc": 0.5,
+    "zeroshot_binary_auroc": 0.5,
+}
+LOWER_IS_BETTER = ("loss", "loss_contrastive", "loss_svd", "loss_mlm", "loss_mim")
 # Keys a sweep varies on purpose, in the order --by autodetection prefers them.
 PREFERRED_BY = (
     "mask.image_ratio",

@@ -32,7 +32,41 @@ def _grid(trials: list[curves.Trial], budget: float) -> np.ndarray:
     return np.unique(np.concatenate([np.linspace(lo, hi, GRID), extra, [budget]]))  # [G]
 
 
-def analyse(
+def analyse(df: pd.DataFrame, y: str = "zeroshot_acc", **kw) -> dict:
+    """`_analyse` for any metric: a lower-is-better one (common.LOWER_IS_BETTER, a loss)
+    is analysed negated, so selection, targets and speedups minimise it, and every number
+    is turned back into the metric's own units (intervals re-ordered)."""
+    if y not in common.LOWER_IS_BETTER:
+        return _analyse(df, y=y, **kw)
+    flipped = df.copy()
+    for col in (y, f"val_{y}"):
+        if col in flipped:
+            flipped[col] = -flipped[col]
+    if kw.get("target") is not None:
+        kw["target"] = -kw["target"]
+    worst = -float(df[y].max())
+    kw["ref_y"] = -kw["ref_y"] if kw.get("ref_y") is not None else worst
+    return _unflip(_analyse(flipped, y=y, **kw))
+
+
+def _unflip(result: dict) -> dict:
+    s = result["summary"]
+    s["target"] = -s["target"]
+    s["reference_point"][1] = -s["reference_point"][1]
+    s["minimised"] = True
+    for g in s["groups"].values():
+        for key in ("acc_at_budget", "diff"):
+            g[key] = -g[key]
+            lo, hi = g[f"{key}_ci"]
+            g[f"{key}_ci"] = [-hi, -lo]
+    c = result["curves"]
+    c["median"], c["lo"], c["hi"] = -c["median"], -c["hi"], -c["lo"]
+    t = result["trials"]
+    t["final_best"], t["at_budget"] = -t["final_best"], -t["at_budget"]
+    return result
+
+
+def _analyse(
     df: pd.DataFrame,
     x: str = "train_time_s",
     y: str = "zeroshot_acc",

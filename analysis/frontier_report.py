@@ -25,17 +25,25 @@ def _times(v: float) -> str:
     return "not reached" if v == 0 else ("∞" if math.isinf(v) else common.fmt(v, ".2f"))
 
 
-def _points(v, lo, hi, sign: bool = False) -> str:
-    """Accuracies as percentage points: '+8.2 [5.9, 10.4]'."""
-    spec = "+.1f" if sign else ".1f"
+def _points(v, lo, hi, sign: bool = False, scale: float = 100.0) -> str:
+    """Accuracies as percentage points: '+8.2 [5.9, 10.4]' (scale 1: the value as is)."""
+    spec = ("+" if sign else "") + (".1f" if scale == 100 else ".4g")
     if v is None or math.isnan(v):
         return "n/a"
     if math.isnan(lo) or math.isnan(hi):
-        return format(100 * v, spec)
-    return f"{100 * v:{spec}} [{100 * lo:{spec}}, {100 * hi:{spec}}]"
+        return format(scale * v, spec)
+    return f"{scale * v:{spec}} [{scale * lo:{spec}}, {scale * hi:{spec}}]"
+
+
+def _scale(summary: dict) -> tuple[float, str]:
+    """(scale, unit): accuracies in percent and points; other metrics as they are."""
+    if summary["y"] in common.LOWER_IS_BETTER:
+        return 1.0, f"{summary['y']} (lower is better)"
+    return 100.0, "%"
 
 
 def groups_table(summary: dict) -> str:
+    scale, unit = _scale(summary)
     rows = []
     for name, g in summary["groups"].items():
         base = name == summary["baseline"]
@@ -45,8 +53,8 @@ def groups_table(summary: dict) -> str:
                 str(g["n"]),
                 g["reached"],
                 _speedup_text(g),
-                _points(g["acc_at_budget"], *g["acc_at_budget_ci"]),
-                "—" if base else _points(g["diff"], *g["diff_ci"], sign=True),
+                _points(g["acc_at_budget"], *g["acc_at_budget_ci"], scale=scale),
+                "—" if base else _points(g["diff"], *g["diff_ci"], sign=True, scale=scale),
                 "—" if base else common.fmt(g["p_improvement"], ".2f"),
                 common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".1f"),
             ]
@@ -56,8 +64,8 @@ def groups_table(summary: dict) -> str:
         "seeds",
         "reached",
         "speedup [95% CI]",
-        "accuracy at equal time, % [95% CI]",
-        "difference from baseline, points [95% CI]",
+        f"at equal time, {unit} [95% CI]",
+        f"difference from baseline{', points' if scale == 100 else ''} [95% CI]",
         "P(improvement)",
         "area over chance [95% CI]",
     ]
@@ -68,15 +76,17 @@ def headline(summary: dict) -> list[str]:
     """One line per arm: the speedup to the target and the paired difference at equal time,
     or an honest 'no difference' when the interval covers zero."""
     lines, by = [], summary["by"] or "group"
+    scale, _ = _scale(summary)
     for name, g in summary["groups"].items():
         if name == summary["baseline"]:
             continue
         lo, hi = g["diff_ci"]
-        diff = _points(g["diff"], lo, hi, sign=True)
+        diff = _points(g["diff"], lo, hi, sign=True, scale=scale)
         if not (math.isnan(lo) or math.isnan(hi)) and lo <= 0 <= hi:
-            at_time = f"no difference at equal time: {diff} points"
+            at_time = f"no difference at equal time: {diff}"
         else:
-            at_time = f"at equal time {diff} points"
+            at_time = f"at equal time {diff}"
+        at_time += " points" if scale == 100 else f" {summary['y']}"
         sp_lo, sp_hi = g["speedup_ci"]
         if g["speedup"] == 0:
             speed = "does not reach the target"

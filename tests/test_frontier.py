@@ -243,3 +243,24 @@ def test_a_running_max_over_test_would_favour_the_arm_evaluated_more_often():
     df = df.assign(val_zeroshot_acc=df["zeroshot_acc"])  # "selection" on test
     s = frontier.analyse(df, by="mask.image_ratio", n_boot=1000)["summary"]
     assert s["groups"]["0.5"]["diff"] > 0.01
+
+
+def test_a_loss_is_minimised():
+    # Lower is better: the arm whose loss falls twice as fast reaches the target first.
+    xs = np.arange(10.0, 110.0, 10.0)
+    df = tables.table(
+        *[
+            tables.trial(xs, 2 * np.exp(-xs / 40) + 0.01 * s, level=0.0, seed=s, y="loss")
+            for s in range(3)
+        ],
+        *[
+            tables.trial(xs, 2 * np.exp(-xs / 20) + 0.01 * s, level=0.5, seed=s, y="loss")
+            for s in range(3)
+        ],
+    )
+    s = frontier.analyse(df, y="loss", by="mask.image_ratio", n_boot=200)["summary"]
+    fast, base = s["groups"]["0.5"], s["groups"]["0"]
+    assert s["minimised"] and fast["acc_at_budget"] < base["acc_at_budget"]
+    assert fast["diff"] < 0 and fast["p_improvement"] == 1.0 and fast["speedup"] > 1.5
+    lo, hi = fast["acc_at_budget_ci"]
+    assert lo <= fast["acc_at_budget"] <= hi
