@@ -26,6 +26,8 @@ DEFAULT_METRICS = (
     "zeroshot_acc",
     "zeroshot_f1",
     "zeroshot_binary_acc",
+    "zeroshot_binary_bacc",
+    "zeroshot_binary_auroc",
     "retrieval_i2t_p1",
     "retrieval_i2t_p2",
     "retrieval_i2t_p5",

@@ -34,12 +34,37 @@ def cell(r, diff: bool = False, bold: bool = False, tex: bool = False) -> str:
     return text
 
 
-def wide(long: pd.DataFrame, diff: bool = False, tex: bool = False) -> pd.DataFrame:
-    """Levels as rows, metrics as columns, formatted cells; the best mean per metric bold."""
+TEX_NAMES = {  # LaTeX column heads: what a reader calls the metric, not its column name
+    "zeroshot_acc": "Zero-shot acc.",
+    "zeroshot_f1": "Zero-shot F1",
+    "zeroshot_binary_acc": "Binary acc.",
+    "zeroshot_binary_bacc": "Binary bal. acc.",
+    "zeroshot_binary_auroc": "Binary AUROC",
+    "probe_acc": "Linear probe",
+    **{f"retrieval_i2t_p{k}": f"I$\\to$T P@{k}" for k in (1, 2, 5, 10)},
+    **{f"retrieval_t2i_p{k}": f"T$\\to$I P@{k}" for k in (1, 2, 5, 10)},
+    "mask.variant": "Masking",
+    "mask.image_ratio": "Mask ratio",
+    "loss.svd_weight": "SVD weight $\\beta$",
+    "loss.temperature": "$\\tau$",
+    "data.fraction": "Data fraction",
+}
+
+
+def _unique_best(long: pd.DataFrame) -> pd.Series:
+    """True where a level's mean is the single best of its metric (ties: nobody bold)."""
     best = long.groupby("metric")["mean"].transform("max")
+    ties = long.assign(top=long["mean"] == best).groupby("metric")["top"].transform("sum")
+    return (long["mean"] == best) & (ties == 1)
+
+
+def wide(long: pd.DataFrame, diff: bool = False, tex: bool = False) -> pd.DataFrame:
+    """Levels as rows, metrics as columns, formatted cells; a metric's single best mean in
+    bold (tied bests are not bolded: a tie is no winner)."""
+    top = _unique_best(long)
     cells = [
-        cell(r, diff=diff, bold=(not diff) and r.mean == b, tex=tex)
-        for r, b in zip(long.itertuples(), best, strict=True)
+        cell(r, diff=diff, bold=(not diff) and bool(t), tex=tex)
+        for r, t in zip(long.itertuples(), top, strict=True)
     ]
     frame = long.assign(cell=cells)
     out = frame.pivot(index="level", columns="metric", values="cell")
@@ -57,7 +82,7 @@ def to_markdown(long: pd.DataFrame, notes: list[str]) -> str:
         f"# Ablation: `{factor}` (baseline `{base}`)",
         "",
         "Mean ± half-width of the 95% Student-t interval over seeds, each trial's final "
-        "values; best mean per metric in bold.",
+        "values; a metric's single best mean in bold (none when tied).",
         "",
     ]
     means = wide(long)
@@ -99,7 +124,7 @@ def _tex_tabular(frame: pd.DataFrame, first: str) -> list[str]:
     lines = [
         r"\begin{tabular}{l" + "c" * len(frame.columns) + "}",
         r"\toprule",
-        " & ".join(_tex_escape(c) for c in cols) + r" \\",
+        " & ".join(TEX_NAMES.get(c, _tex_escape(c)) for c in cols) + r" \\",
         r"\midrule",
     ]
     for lv, row in frame.iterrows():
@@ -116,7 +141,7 @@ def to_latex(long: pd.DataFrame) -> str:
         r"\centering",
         r"\small",
     ]
-    lines += _tex_tabular(wide(long, tex=True), _tex_escape(factor))
+    lines += _tex_tabular(wide(long, tex=True), factor)
     lines += [
         r"\caption{Ablation of \texttt{"
         + _tex_escape(factor)
@@ -127,7 +152,7 @@ def to_latex(long: pd.DataFrame) -> str:
         r"\centering",
         r"\small",
     ]
-    lines += _tex_tabular(wide(long, diff=True, tex=True).drop(columns="n"), _tex_escape(factor))
+    lines += _tex_tabular(wide(long, diff=True, tex=True).drop(columns="n"), factor)
     lines += [
         r"\caption{Difference from \texttt{"
         + _tex_escape(base)

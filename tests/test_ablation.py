@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import tables
 
-from analysis import ablation, common, frontier, stats
+from analysis import ablation, ablation_format, common, frontier, stats
 from medflip import results
 
 # Hand values: (variant, seed) -> final probe_acc.
@@ -136,7 +136,8 @@ def test_cli_writes_markdown_csv_and_latex(tmp_path):
     md = (out / "ablation.md").read_text()
     assert "| image | 3 |" in md and "+0.020 ± 0.075 (2/3)" in md  # half = 4.303*.03/sqrt 3
     tex = (out / "ablation.tex").read_text()
-    assert r"\toprule" in tex and r"\bottomrule" in tex and r"probe\_acc" in tex
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "Linear probe" in tex
+    assert "probe\\_acc" not in tex and "Masking" in tex  # readable names, not columns
     assert r"\textbf{0.620}" in tex  # image has the best mean probe accuracy
 
 
@@ -162,3 +163,24 @@ def test_different_configs_are_never_pooled_as_seeds(tmp_path, capsys):
     kept = [run, "--factor", "mask.variant", "--where", "loss.temperature=0.07"]
     assert cli("ablation.py", ablation.main, [*kept, "--out", str(tmp_path)]) == 0
     assert "none" in (tmp_path / "ablation.md").read_text()
+
+
+def test_tied_bests_are_not_bolded():
+    long = pd.DataFrame(
+        {
+            "factor": "f",
+            "level": ["a", "b", "c"],
+            "metric": "zeroshot_acc",
+            "n": 3,
+            "mean": [0.5, 0.5, 0.4],
+            "ci_lo": 0.4,
+            "ci_hi": 0.6,
+        }
+    )
+    assert "**" not in "".join(ablation_format.wide(long)["zeroshot_acc"])
+    long.loc[2, "mean"] = 0.6
+    assert ablation_format.wide(long)["zeroshot_acc"].str.contains(r"\*\*").tolist() == [
+        False,
+        False,
+        True,
+    ]
