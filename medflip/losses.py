@@ -189,6 +189,7 @@ def _paired(rows: dict) -> dict:
 
 Contrastive = Callable[[dict, torch.Tensor], torch.Tensor]
 LOSS_KINDS: dict[str, Contrastive] = {}  # loss.kind -> contrastive term over paired rows
+LABEL_MATCHED = frozenset({"medclip"})  # kinds given unpaired rows too (label soft targets)
 
 
 def register_kind(name: str) -> Callable[[Contrastive], Contrastive]:
@@ -262,13 +263,17 @@ class MedFLIPLoss(nn.Module):
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """Model outputs + batch -> {loss, loss_contrastive, loss_svd, loss_mlm, loss_mim}."""
         tau = outputs["temperature"]
-        p = _paired(_global_batch(outputs, batch))
+        rows = _global_batch(outputs, batch)
+        p = _paired(dict(rows))
+        # MedCLIP's decoupling: a kind whose targets come from label vectors also learns
+        # from unpaired images and texts (every row, its own labels); the others: pairs only.
+        c = {k: v for k, v in rows.items() if k != "paired"} if self.kind in LABEL_MATCHED else p
         # A 0 touching the embeddings and tau: a batch without pairs still gives every
         # parameter a gradient (DDP waits for all of them).
         zero = (outputs["image_emb"].sum() + outputs["text_emb"].sum() + tau).float() * 0.0
         has_pairs = p["image_emb"].shape[0] > 0
         parts = {
-            "loss_contrastive": self.contrastive(p, tau) if has_pairs else zero,
+            "loss_contrastive": self.contrastive(c, tau) if c["image_emb"].shape[0] else zero,
             "loss_svd": self.svd(p, tau) if has_pairs and self.svd_weight > 0 else zero,
             "loss_mlm": zero,
             "loss_mim": zero,
