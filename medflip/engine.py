@@ -211,7 +211,7 @@ def eval_every_s(cfg: Config) -> float:
 
 def _progress_line(m: dict, cfg: Config) -> str:
     lr = cfg.optim.lr * lr_factor(m["step"], m["train_time_s"], cfg)  # the next step's
-    return progress_text.line(m, cfg, lr)
+    return progress_text.line(m, cfg, lr, eval_every_s(cfg))
 
 
 def fit(

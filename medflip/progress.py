@@ -39,10 +39,12 @@ def where(m: Mapping, cfg: Config) -> str:
     return out
 
 
-def eta_s(m: Mapping, cfg: Config) -> float:
+def eta_s(m: Mapping, cfg: Config, eval_every_s: float = 0.0) -> float:
     """Seconds left: training until the first budget runs out, plus the evaluations left.
 
     Steps left cost the interval's pace (pairs/s); each evaluation costs the last one's time.
+    Evaluations come every `eval.every_steps` steps and (if > 0) every `eval_every_s`
+    training seconds, whichever is sooner.
     """
     o = cfg.optim
     pace = m.get("throughput", math.nan)
@@ -54,15 +56,17 @@ def eta_s(m: Mapping, cfg: Config) -> float:
         return math.nan
     step_s = o.batch_size / pace if _finite(pace) and pace > 0 else math.nan
     evals_left = math.floor(train_left / step_s / cfg.eval.every_steps) if _finite(step_s) else 0
+    if eval_every_s > 0:
+        evals_left = max(evals_left, math.floor(train_left / eval_every_s))
     eval_s = m.get("eval_time_s", 0.0)
     return train_left + evals_left * (eval_s if _finite(eval_s) else 0.0)
 
 
-def line(m: Mapping, cfg: Config, lr: float) -> str:
+def line(m: Mapping, cfg: Config, lr: float, eval_every_s: float = 0.0) -> str:
     """One evaluation's progress line: where, ETA, loss, learning rate, pace, evaluation."""
     parts = [where(m, cfg)]
     if m.get("status") == "running":
-        parts.append(f"ETA {duration(eta_s(m, cfg))}")
+        parts.append(f"ETA {duration(eta_s(m, cfg, eval_every_s))}")
     parts += [
         f"loss {m['loss']:.4f}",
         f"lr {lr:.2e}",

@@ -28,6 +28,8 @@ def test_eta_for_a_time_budget_stops_at_the_budget():
     # 55 s of training left at 2 steps/s = 110 steps = 5 evaluations.
     assert progress.eta_s(_m(), cfg) == pytest.approx(55.0 + 5 * 1.0)
     assert math.isnan(progress.eta_s(_m(throughput=float("nan")), _cfg()))
+    # Evaluations every 5 training seconds come sooner than every 20 steps: 11 of them.
+    assert progress.eta_s(_m(), cfg, eval_every_s=5.0) == pytest.approx(55.0 + 11 * 1.0)
 
 
 def test_line_says_where_eta_lr_pace_and_the_latest_evaluation():
