@@ -125,3 +125,15 @@ def test_ray_tasks_write_the_same_shards(mimic, tmp_path):
     np.testing.assert_array_equal(
         np.load(prepared.shard_path(a, 0, "npy")), np.load(prepared.shard_path(b, 0, "npy"))
     )
+
+
+def test_evaluation_images_come_from_the_shards(mimic):
+    cfg = mimic
+    prepare.prepare(cfg, workers=1)
+    loaded = sources.cached_records("mimic-cxr", cfg.data.root)
+    rec = next(r for r in loaded.records if r.image_path.endswith("d6.jpg"))
+    want = np.rint(sources.read_image(rec.image_path, cfg.data.image_size) * 255) / 255
+    np.testing.assert_allclose(sources.load_image(rec, cfg.data.image_size), want, atol=1e-6)
+    bad = next(r for r in loaded.records if r.image_path.endswith("bad.jpg"))
+    with pytest.raises(sources.ImageError, match="at prepare time"):
+        sources.load_image(bad, cfg.data.image_size)

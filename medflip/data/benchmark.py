@@ -205,7 +205,7 @@ def _real_sets(source: str, root: str, seed: int, image_size: int, per_class: in
         return ((int(k), records[k].patient_id, records[k].labels) for k in order)
 
     def load(k):
-        return sources.read_image(records[k].image_path, image_size)
+        return sources.load_image(records[k], image_size)  # the prepared shards if any
 
     out, taken, skipped = {}, set(), sources.SkipCounts()
     for name in ("fiveclass", "probe_train", "probe_test"):  # patient-disjoint, in this order

@@ -84,6 +84,15 @@ def cached_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT)
     return load_records(source, root, label_text)
 
 
+def load_image(record: Record, image_size: int):
+    """float32 [H, W] in [0, 1]: from the prepared shards when the record came from a
+    prepared cache at this size, else decoded from its file (`read_image`)."""
+    pixels = prepared.pixels_for([record], image_size) if record.prepared else None
+    if pixels is None:
+        return read_image(record.image_path, image_size)
+    return pixels[0].astype("float32") / 255.0
+
+
 def is_frontal(view: str) -> bool:
     """PA / AP (and their decubitus/axial variants) or unknown; laterals are left out, as
     in MedCLIP/GLoRIA, because the towers are trained and evaluated on frontal films."""
