@@ -3,7 +3,8 @@ medflip/results.py, and no import cycle among medflip's and analysis' modules.
 
 Read from the source with `ast` (every import, also the ones inside functions), so the
 test is fast and a lazy import cannot slip a layer either. Imports under
-`if __name__ == "__main__":` are a script's entry point, not a dependency.
+`if __name__ == "__main__":` (a script's entry point) and `if TYPE_CHECKING:` (annotations
+only) are not dependencies at run time.
 """
 
 from __future__ import annotations
@@ -35,19 +36,24 @@ def _sources() -> dict[str, Path]:
     return {_module_name(p): p for pkg in PACKAGES for p in sorted((ROOT / pkg).rglob("*.py"))}
 
 
-def _is_main_guard(node: ast.AST) -> bool:
+def _is_skipped_block(node: ast.AST) -> bool:
+    """`if __name__ == "__main__":` (a script's entry) or `if TYPE_CHECKING:` (annotations)."""
+    if not isinstance(node, ast.If):
+        return False
+    test = node.test
+    if isinstance(test, ast.Name | ast.Attribute):
+        return getattr(test, "id", getattr(test, "attr", "")) == "TYPE_CHECKING"
     return (
-        isinstance(node, ast.If)
-        and isinstance(node.test, ast.Compare)
-        and isinstance(node.test.left, ast.Name)
-        and node.test.left.id == "__name__"
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id == "__name__"
     )
 
 
 def _imports(path: Path, module: str, known: set[str]) -> list[tuple[str, int]]:
     """(imported module, line) for each import in `path`, relative ones resolved."""
     tree = ast.parse(path.read_text(), str(path))
-    skip = {id(n) for node in ast.walk(tree) if _is_main_guard(node) for n in ast.walk(node)}
+    skip = {id(n) for node in ast.walk(tree) if _is_skipped_block(node) for n in ast.walk(node)}
     is_pkg = path.name == "__init__.py"
     out = []
     for node in ast.walk(tree):
@@ -135,6 +141,7 @@ def test_the_checks_catch_what_they_look_for(tmp_path):
         "import ray.tune\nfrom . import sibling\n"
         "def f():\n    import pandas as pd\n"
         "if __name__ == '__main__':\n    import optuna\n"
+        "if TYPE_CHECKING:\n    import seaborn\n"
     )
     got = _imports(path, "medflip.sweep.mod", {"medflip.sweep.sibling"})
     assert got == [("ray.tune", 1), ("medflip.sweep.sibling", 2), ("pandas", 4)]
