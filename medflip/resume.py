@@ -81,5 +81,12 @@ def saved_config(checkpoint_dir: str) -> dict[str, Any]:
 
     Read as plain JSON, without importing torch, so a refused resume answers at once.
     """
-    with open(os.path.join(checkpoint_dir, "config.json")) as f:
-        return json.load(f)
+    path = os.path.join(checkpoint_dir, "config.json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ResumeMismatch(
+            f"--resume: cannot read {path} ({exc}), so the settings the checkpoint was "
+            "trained with are unknown; refusing to continue"
+        ) from None

@@ -50,6 +50,14 @@ def test_train_resume_with_other_settings_is_refused_before_any_work(tmp_path, c
     assert (sorted(os.listdir(out)), (ckpt / "state.pt").read_bytes()) == before  # no rows
 
 
+def test_train_resume_without_the_saved_config_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    ckpt = _fake_checkpoint(out, variants.get("tiny"))
+    (ckpt / "config.json").unlink()
+    assert train.main(["--variant", "tiny", "--out", str(out), "--resume"]) == 2
+    assert "config.json" in capsys.readouterr().err and not (out / "results.parquet").exists()
+
+
 @pytest.mark.slow
 def test_train_resume_continues_when_only_a_budget_changes(tmp_path, capsys):
     """10 steps, then resume to 20: one trial, every row labelled as it was trained."""
