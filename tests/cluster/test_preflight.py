@@ -14,8 +14,16 @@ from medflip.sweep.preflight import (
 )
 
 
-def test_local_address_means_start_ray_here():
-    assert resolve_address(None) is None and resolve_address("local") is None
+def test_local_address_means_start_ray_here(monkeypatch):
+    from medflip.sweep import raycompat
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert resolve_address("local") is None
+    if raycompat.recorded_address() is None:  # no `ray start` recorded on this machine
+        assert resolve_address(None) is None
+    else:  # one is: Ray would join it, so the sweep says to pass --address auto
+        with pytest.raises(PreflightError, match="pass --address auto"):
+            resolve_address(None)
 
 
 def test_address_that_nobody_answers_says_how_to_start_a_cluster():
