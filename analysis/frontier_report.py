@@ -96,7 +96,8 @@ def headline(summary: dict) -> list[str]:
             speed = f"reaches the target {_speedup_text(g)} faster"
         lines.append(
             f"{by}={name} vs {summary['baseline']}: {speed}; {at_time} "
-            f"(P(improvement) {common.fmt(g['p_improvement'], '.2f')}, {g['n']} seeds)"
+            f"(P(improvement) {common.fmt(g['p_improvement'], '.2f')}, "
+            f"{g['n']} seed{'' if g['n'] == 1 else 's'})"
         )
     return lines
 
