@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+THROUGHPUT_ARGS ?= --device cpu --variant demo --batch-size 16 --steps 3 --workers 1
 
 .PHONY: install demo test test-fast bench lint clean
 
@@ -39,6 +40,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/data.py
 	$(PY) benchmarks/masking.py
 	$(PY) benchmarks/svd.py
+	# CPU smoke figures; on a GPU node: make bench THROUGHPUT_ARGS='--device cuda --variant paper'
+	$(PY) benchmarks/throughput.py $(THROUGHPUT_ARGS)
 	$(PY) benchmarks/orchestration.py
 
 lint: $(STAMP)
