@@ -9,6 +9,8 @@ can be built, the tokenizer path, and fp16 on a CPU. The reads are the ones trai
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 from collections import Counter
 
@@ -113,6 +115,18 @@ def _sets(held: list[sources.Record], seed: int, per_class: int) -> dict[str, li
     return out
 
 
+@contextlib.contextmanager
+def _quiet():
+    """The dry selections' "set short" warnings are this check's findings, said once."""
+    logger = logging.getLogger("medflip.data")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
 def _fits(held, seed: int, per_class: int) -> bool:
     return all(min(c) >= want for c, want in _sets(held, seed, per_class).values())
 
@@ -120,14 +134,15 @@ def _fits(held, seed: int, per_class: int) -> bool:
 def eval_shortfall(held: list[sources.Record], seed: int, per_class: int) -> str:
     """ "" if every evaluation set has `per_class` images per class, else what is short and
     the largest data.eval_per_class that fits."""
-    sets = _sets(held, seed, per_class)
-    short = {n: (c, w) for n, (c, w) in sets.items() if min(c) < w}
-    if not short:
-        return ""
-    lo, hi = 0, per_class - 1  # the largest size that fits, by bisection
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _fits(held, seed, mid) else (lo, mid - 1)
+    with _quiet():
+        sets = _sets(held, seed, per_class)
+        short = {n: (c, w) for n, (c, w) in sets.items() if min(c) < w}
+        if not short:
+            return ""
+        lo, hi = 0, per_class - 1  # the largest size that fits, by bisection
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if _fits(held, seed, mid) else (lo, mid - 1)
     name, (have, want) = next(iter(short.items()))
     names = benchmark.CLASSES if len(have) == 5 else ("No Finding", "Consolidation")
     got = ", ".join(f"{c} {k}" for c, k in zip(names, have, strict=True))
