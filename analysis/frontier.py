@@ -2,11 +2,13 @@
 
     python analysis/frontier.py [RUN_DIR or results.parquet ...] [--by mask.image_ratio]
 
-Per group of `--by`: each trial's best-so-far `--y` against `--x`, the median over seeds
-with a bootstrap 95% band (trials resampled within the group); the speedup to reach a
-target accuracy against the baseline group; the accuracy at the baseline's budget; and the
-hypervolume under the group's median staircase. Outputs frontier.png/.svg/.csv and
-summary.md/.json in `--out` (default `<run>/analysis`).
+Per group of `--by`: each trial's curve is the held-out test `--y` of the checkpoint
+selected on `val_<y>` so far (never a running maximum over test evaluations); the group's
+curve is the mean over seeds with a 95% paired bootstrap band over test items and seeds
+(analysis/paired.py). Against the baseline group: the speedup to a target, the accuracy
+at equal time (the baseline's budget) with its paired difference and P(improvement), and
+the area over chance; trials that differ in another config key are refused, not pooled.
+Outputs frontier.png/.svg/.csv and summary.md/.json in `--out` (default `<run>/analysis`).
 """
 
 from __future__ import annotations
