@@ -96,7 +96,8 @@ def prepare(
     entry = prepared.entry_dir(d.source, d.root, d.label_text, out)
     loaded = prepared.read_records(entry, d.source, d.root)
     if loaded is None:
-        loaded = sources.load_records(d.source, d.root, d.label_text)
+        # cached: the launcher's data check has just read the source in this process
+        loaded = sources.cached_records(d.source, d.root, d.label_text)
         prepared.write_records(entry, loaded)
         loaded = prepared.read_records(entry, d.source, d.root)
     mapper = mapper or functools.partial(local_map, workers=workers)
