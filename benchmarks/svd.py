@@ -1,12 +1,15 @@
 """What the token-level SVD term (eq. 6, `loss.svd_form=pair`) costs, and how exact it is.
 
-1. Share of a demo training step (batch 128, bf16) spent in the SVD term: the term's own
-   forward + backward on the step's token outputs, over the whole step with the term on
-   (and, noisier, the difference of steps with and without it), interleaved medians.
-2. sigma_1 from medflip's factored power iteration vs `torch.linalg.svdvals` on every one
-   of the N^2 image-text token-similarity matrices, on the demo model's real token outputs
-   (synthetic radiographs, random token ids; freshly initialised towers): relative error
-   (median / p99 / max, per number of iterations) and speed (forward, all pairs).
+1. Share of a demo training step (batch 128, bf16, r = 0.75) spent in the SVD term: the
+   term's own forward + backward on the step's token outputs, over the production step
+   with the term on (and, noisier, the difference of steps with and without it),
+   interleaved medians.
+2. sigma_1 from medflip.spectral vs `torch.linalg.svdvals` on every one of the N^2
+   image-text token-similarity matrices, for two kinds of token sets: the demo model's
+   real token outputs (synthetic radiographs, random token ids, freshly initialised towers:
+   the tokens share a dominant direction) and near-isotropic random unit tokens of the same
+   shapes (sigma_2 close to sigma_1: power iteration's hard case). Relative error median /
+   p99 / max, iterations taken, and forward + backward time per kind.
 
 Ends by printing one line of JSON.
 """
@@ -15,31 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
-
-import torch
-import torch.nn.functional as F
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from masking import (  # noqa: E402, I001  (benchmarks/masking.py, next to this script)
-    autocast,
-    build,
-    interleaved,
-    make_batch,
-    medians,
-    minima,
-    train_step,
-)
-
-from medflip import variants  # noqa: E402
-from medflip.config import apply_overrides  # noqa: E402
-from medflip.losses import svd_pair_loss  # noqa: E402
-from medflip.losses_svd import PAIR_ITERS, pair_sigma1  # noqa: E402
 
 
-def synthetic_images(n: int, size: int) -> torch.Tensor | None:
+def synthetic_images(n: int, size: int):
     """n synthetic radiographs [n, 1, H, W], standardised; None if the data layer is absent."""
+    import torch
+
     try:
         from medflip.data.synthetic import SyntheticCXR
     except ImportError:
@@ -49,62 +33,75 @@ def synthetic_images(n: int, size: int) -> torch.Tensor | None:
     return (images - images.mean()) / images.std()
 
 
-def svdvals_sigma1(a, b, mask) -> torch.Tensor:
-    """Reference: form every S_ij [K, T] and take svdvals' largest, same normalisation."""
-    a = F.normalize(a.float(), dim=-1)
-    b = F.normalize(b.float(), dim=-1) * mask[:, :, None]
-    s = torch.linalg.svdvals(torch.einsum("ikd,jtd->ijkt", a, b))[..., 0]
-    return s / (a.shape[1] * mask.sum(1).clamp_min(1).float()[None, :]).sqrt()
+def unit_tokens(a, b, mask):
+    """The term's inputs: L2-normalised tokens, excluded text tokens zeroed."""
+    import torch.nn.functional as F
+
+    return F.normalize(a.float(), dim=-1), F.normalize(b.float(), dim=-1) * mask[:, :, None]
 
 
-def accuracy(out: dict, repeats: int, device: str) -> dict:
-    """sigma_1 error per iteration count, loss error, and speed vs svdvals."""
-    a, b, mask = out["image_tokens"], out["text_tokens"], out["text_token_mask"]
-    ref = svdvals_sigma1(a, b, mask)
-    errors = {}
-    for iters in sorted({0, 1, 2, 3, 4, PAIR_ITERS}):
-        err = ((pair_sigma1(a, b, mask, iters) - ref).abs() / ref.clamp_min(1e-12)).flatten()
-        errors[iters] = {
-            "median": err.median().item(), "p99": err.quantile(0.99).item(),
-            "max": err.max().item(),
-        }  # fmt: skip
-    tau = 0.07
-    target = torch.arange(ref.shape[0], device=ref.device)
-    ref_loss = (F.cross_entropy(ref / tau, target) + F.cross_entropy(ref.T / tau, target)) / 2
-    loss = svd_pair_loss(a, b, mask, tau)
-    times = medians(interleaved(
-        {"ours": lambda: pair_sigma1(a, b, mask), "svdvals": lambda: svdvals_sigma1(a, b, mask)},
-        repeats, device, warmup=1,
-    ))  # fmt: skip
+def isotropic_like(a, b, mask, seed: int = 1):
+    """Random unit tokens with the shapes (and text mask) of a real batch."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(a.shape, generator=g), torch.randn(b.shape, generator=g), mask
+
+
+def accuracy(a, b, mask, repeats: int, device: str) -> dict:
+    """sigma_1 error vs svdvals on all pairs, steps taken, forward + backward time."""
+    import torch
+    from common import interleaved, medians
+
+    from medflip import spectral
+
+    a, b = unit_tokens(a, b, mask)
+    ref = torch.linalg.svdvals(torch.einsum("ikd,jtd->ijkt", a, b))[..., 0]  # [N, N]
+    _, steps = spectral.pair_directions(a, b, mask, spectral.PAIR_TOL, spectral.PAIR_MAX_ITERS)
+    ours = spectral.pair_top_sigma(a, b, mask)
+    err = ((ours - ref).abs() / ref.clamp_min(1e-12)).flatten()
+    leaves = [x.clone().requires_grad_() for x in (a, b)]
+
+    def fwd_bwd():
+        spectral.pair_top_sigma(*leaves, mask).sum().backward()
+
+    times = medians(interleaved({"term": fwd_bwd}, repeats, device, warmup=1))
     return {
-        "errors": errors,
-        "loss_rel_error": abs(loss.item() - ref_loss.item()) / ref_loss.item(),
-        "speedup": times["svdvals"] / times["ours"],
-        "ms": {k: v * 1e3 for k, v in times.items()},
-    }
+        "median": err.median().item(), "p99": err.quantile(0.99).item(),
+        "max": err.max().item(), "steps": steps, "sigma_fwd_bwd_ms": times["term"] * 1e3,
+        "sampled_max": spectral.sampled_rel_error(a, b, ours).item(),
+    }  # fmt: skip
 
 
-def step_share(cfg, batch, repeats, device, precision, ratio) -> dict:
-    """SVD term fwd+bwd time over the training step's time, interleaved medians."""
+def step_share(cfg, batch, repeats, device, ratio) -> dict:
+    """SVD term fwd+bwd time over the production step's time, interleaved medians."""
+    import torch
+    from common import autocast, build, interleaved, medians, minima, step_fn
+
+    from medflip.config import apply_overrides
+    from medflip.losses import svd_pair_loss
+
     with_svd = apply_overrides(cfg, {"loss.svd_weight": 0.1, "loss.svd_form": "pair"})
-    model, loss_fn, opt = build(with_svd, device)
-    plain = build(apply_overrides(cfg, {"loss.svd_weight": 0.0}), device)
-    with torch.no_grad(), autocast(device, precision):
-        out = model(batch, ratio)
+    parts = build(with_svd, device)
+    plain_cfg = apply_overrides(cfg, {"loss.svd_weight": 0.0})
+    plain = build(plain_cfg, device)
+    with torch.no_grad(), autocast(device, cfg.optim.precision):
+        out = parts[0](batch, image_ratio=ratio)
     leaves = [out[k].detach().requires_grad_() for k in ("image_tokens", "text_tokens")]
 
     def term():
-        with autocast(device, precision):
-            loss = svd_pair_loss(*leaves, out["text_token_mask"], out["temperature"])
+        with autocast(device, cfg.optim.precision):
+            loss, _ = svd_pair_loss(  # as the criterion runs it: with the error metric
+                *leaves, out["text_token_mask"], out["temperature"], with_error=True
+            )
         loss.backward()
 
-    def step(parts):
-        return lambda: train_step(*parts, batch, ratio, 0.0, device, precision)
-
-    runs = interleaved(
-        {"term": term, "step_svd": step((model, loss_fn, opt)), "step_plain": step(plain)},
-        repeats, device,
-    )  # fmt: skip
+    fns = {
+        "term": term,
+        "step_svd": step_fn(parts, batch, with_svd, ratio),
+        "step_plain": step_fn(plain, batch, plain_cfg, ratio),
+    }
+    runs = interleaved(fns, repeats, device)
     times, fastest = medians(runs), minima(runs)
     times["share"] = times["term"] / times["step_svd"]
     times["share_min"] = fastest["term"] / fastest["step_svd"]
@@ -112,7 +109,7 @@ def step_share(cfg, batch, repeats, device, precision, ratio) -> dict:
     return times
 
 
-def main(argv=None) -> dict:
+def parse(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variant", default="demo")
     parser.add_argument("--repeats", type=int, default=7)
@@ -120,10 +117,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--ratio", type=float, default=0.75, help="image mask ratio of the step")
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)  # before the heavy imports: --help answers at once
+    import torch
+    from common import build, load_average, make_batch
+
+    from medflip import spectral, variants
+    from medflip.config import apply_overrides
+
+    load_before = load_average()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    cfg = variants.get(args.variant)
+    cfg = apply_overrides(variants.get(args.variant), {"optim.precision": args.precision})
     n = cfg.optim.batch_size
     batch = make_batch(cfg, n, args.device)
     images = synthetic_images(n, cfg.data.image_size)
@@ -133,36 +141,33 @@ def main(argv=None) -> dict:
     model = build(apply_overrides(cfg, {"loss.svd_weight": 0.1}), args.device)[0]
     with torch.no_grad():
         out = model(batch, args.ratio)
-    acc = accuracy(out, args.repeats, args.device)
-    share = step_share(cfg, batch, args.repeats, args.device, args.precision, args.ratio)
-    k = out["image_tokens"].shape[1]
-    print(f"sigma_1 of {n}x{n} pairs (K={k} image tokens, ~60 text tokens), vs svdvals:")
-    for iters, e in acc["errors"].items():
-        mark = "  <- default" if iters == PAIR_ITERS else ""
-        print(f"  {iters} iters: rel err median {e['median']:.1e} p99 {e['p99']:.1e} "
-              f"max {e['max']:.1e}{mark}")  # fmt: skip
-    print(f"  loss rel error {acc['loss_rel_error']:.1e}; forward {acc['ms']['ours']:.1f} ms vs "
-          f"svdvals {acc['ms']['svdvals']:.1f} ms (x{acc['speedup']:.1f})")  # fmt: skip
+    real = (out["image_tokens"], out["text_tokens"], out["text_token_mask"])
+    kinds = {"model_tokens": real, "isotropic_tokens": isotropic_like(*real)}
+    acc = {name: accuracy(*toks, args.repeats, args.device) for name, toks in kinds.items()}
+    share = step_share(cfg, batch, args.repeats, args.device, args.ratio)
+    k, t = out["image_tokens"].shape[1], out["text_tokens"].shape[1]
+    print(f"sigma_1 of {n}x{n} pairs (K={k} image tokens, T'={t} text columns) vs svdvals:")
+    for name, e in acc.items():
+        print(f"  {name:17s} rel err median {e['median']:.1e} p99 {e['p99']:.1e} "
+              f"max {e['max']:.1e} after {e['steps']} steps; fwd+bwd "
+              f"{e['sigma_fwd_bwd_ms']:.1f} ms")  # fmt: skip
     print(f"step at r={args.ratio}: {share['step_svd'] * 1e3:.1f} ms with the term, "
           f"{share['step_plain'] * 1e3:.1f} ms without; term fwd+bwd {share['term'] * 1e3:.1f} ms"
           f" = {share['share']:.1%} of the step")  # fmt: skip
-    default = acc["errors"][PAIR_ITERS]
     result = {
         "svd_step_share": round(share["share"], 4),
         "svd_step_share_min": round(share["share_min"], 4),
         "svd_step_share_by_difference": round(share["share_by_difference"], 4),
-        "sigma1_rel_error": default["p99"],
-        "sigma1_rel_error_median": default["median"],
-        "sigma1_rel_error_max": default["max"],
-        "sigma1_rel_error_by_iters": {str(i): e for i, e in acc["errors"].items()},
-        "svd_loss_rel_error": acc["loss_rel_error"],
-        "sigma1_speedup_vs_svdvals": round(acc["speedup"], 2),
-        "ms": {**{k: round(v, 2) for k, v in acc["ms"].items()},
-               **{k: round(share[k] * 1e3, 2) for k in ("term", "step_svd", "step_plain")}},
+        "sigma1_rel_error": {name: {k: v for k, v in e.items() if k != "sigma_fwd_bwd_ms"}
+                             for name, e in acc.items()},
+        "sigma1_fwd_bwd_ms": {name: round(e["sigma_fwd_bwd_ms"], 2) for name, e in acc.items()},
+        "ms": {k: round(share[k] * 1e3, 2) for k in ("term", "step_svd", "step_plain")},
         "conditions": {
             "variant": args.variant, "batch": n, "precision": args.precision, "ratio": args.ratio,
             "device": args.device, "threads": args.threads, "repeats": args.repeats,
-            "power_iters": PAIR_ITERS, "images": "synthetic" if images is not None else "random",
+            "tol": spectral.PAIR_TOL, "max_iters": spectral.PAIR_MAX_ITERS,
+            "images": "synthetic" if images is not None else "random",
+            "load_before": load_before, "load_after": load_average(),
         },
     }  # fmt: skip
     print(json.dumps(result))
