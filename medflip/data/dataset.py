@@ -30,7 +30,7 @@ from medflip.data.corpus import (  # noqa: F401
 )
 from medflip.data.prompts import labels_to_text, prompt_corpus
 from medflip.data.sampler import ShardedBatchSampler
-from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer
+from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer, tokenizer_hash
 
 log = logging.getLogger("medflip.data")
 
@@ -129,8 +129,7 @@ def tokenize(corpus: Corpus, tokenizer, max_len: int) -> tuple[np.ndarray, np.nd
 
     if not corpus.tokens_dir:
         return run()
-    vocab = tokenizer.backend_tokenizer.to_str()  # the whole tokenizer: vocab and rules
-    key = digest(["tokens-v1", vocab, str(max_len), *corpus.texts])
+    key = digest(["tokens-v1", tokenizer_hash(tokenizer), str(max_len), *corpus.texts])
     path = os.path.join(corpus.tokens_dir, f"tokens-{key}.npz")
     if not os.path.isfile(path):
         ids, mask = run()
