@@ -206,8 +206,10 @@ def main(argv=None) -> dict:
     if any(c > 0 for c in counts):
         import ray
 
+        # Workers import this script's module (and common.py) by name: put them on the path.
+        path = os.pathsep.join(p for p in (HERE, os.environ.get("PYTHONPATH", "")) if p)
         ray.init(address="local", num_cpus=max(2, args.threads), include_dashboard=False,
-                 log_to_driver=False)  # fmt: skip
+                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})  # fmt: skip
         try:
             with tempfile.TemporaryDirectory(prefix="medflip-throughput-") as storage:
                 for c in (c for c in counts if c > 0):
