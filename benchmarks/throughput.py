@@ -119,7 +119,10 @@ def _worker(opts: dict) -> None:
             dist.all_reduce(t, op=dist.ReduceOp.MAX)
         r["step_s"] = float(t)
         r["pairs_per_s"] = world * r["batch_per_device"] / r["step_s"]
-    ray.train.report({"result": json.dumps(result), "world": world})
+    if ray.train.get_context().get_world_rank() == 0:  # the driver reads it after fit()
+        with open(os.path.join(opts["storage"], f"result-{world}.json"), "w") as f:
+            json.dump(result, f)
+    ray.train.report({"world": world})
 
 
 def run_trainer(opts: dict, workers: int) -> dict:
@@ -142,8 +145,9 @@ def run_trainer(opts: dict, workers: int) -> dict:
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),  # fmt: skip
     )
-    metrics = trainer.fit().metrics
-    return json.loads(metrics["result"])
+    trainer.fit()
+    with open(os.path.join(opts["storage"], f"result-{workers}.json")) as f:
+        return json.load(f)
 
 
 def parse(argv=None):
