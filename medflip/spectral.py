@@ -100,7 +100,7 @@ def pair_directions(
         signs = 1 - 2 * (torch.arange(b.shape[1], device=b.device) % 2)  # [T] +1, -1, ...
         m = torch.stack([b_mask.float(), b_mask * signs], 1)  # [N_j, 2, T]
         starts = torch.bmm(m, b).reshape(-1, d)  # [N_j 2, D]
-        x = (a.reshape(n_i * k, d) @ starts.T).view(n_i, k, -1, 2).permute(0, 3, 2, 1)
+        x = (a.reshape(n_i * k, d) @ starts.T).view(n_i, k, -1, 2).permute(0, 3, 2, 1).contiguous()
         x1 = _unit_last(x[:, 0]) + 1e-6  # [N_i, N_j, K]; + eps: never an exact zero start
         x2 = x[:, 1] - (x[:, 1] * x1).sum(-1, keepdim=True) * x1
         x2 = _unit_last(x2)
