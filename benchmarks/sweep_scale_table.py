@@ -99,7 +99,10 @@ def frontier_cost(rows: int) -> dict:
         )
         frontier_s = time.perf_counter() - t0
         if proc.returncode != 0:
-            raise SystemExit(f"frontier.py failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+            raise SystemExit(
+                f"frontier.py failed (rc {proc.returncode}): "
+                f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            )
     fig = {
         "rows": len(df),
         "load_s": round(load_s, 3),
