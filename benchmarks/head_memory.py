@@ -65,8 +65,12 @@ def measure(k: int, hold_s: float) -> dict[str, float]:
     storage = tempfile.mkdtemp(prefix="head-mem-")
     ray.init(num_cpus=2, include_dashboard=True)
     idle = rss_by_role()
-    space = {"hold_s": hold_s, "storage": storage, "name": tune.grid_search(list(map(str, range(k))))}
-    fn = tune.with_resources(trial, {"cpu": 0})
+    space = {
+        "hold_s": hold_s,
+        "storage": storage,
+        "name": tune.grid_search(list(map(str, range(k)))),
+    }
+    fn = tune.with_resources(trial, {"cpu": 0.01})
     tuner = tune.Tuner(
         fn,
         param_space=space,
