@@ -8,6 +8,7 @@ import torch
 from medflip import checkpoint, losses, variants
 from medflip.config import ConfigError, apply_overrides
 from medflip.data import tokenizer as tok
+from medflip.data.dataset import build_tokenizer
 from medflip.data.sampler import ShardedBatchSampler
 from medflip.engine import Hooks
 from medflip.run_parts import build_parts
@@ -55,9 +56,12 @@ def test_checkpoint_keeps_every_ranks_rng_and_seeds_a_new_rank(tmp_path):
 
 def test_one_tokenizer_per_experiment_and_a_differing_one_is_refused(tmp_path):
     cfg = variants.get("tiny")
-    path, digest = tok.experiment_tokenizer(cfg, str(tmp_path))
+    path, digest = tok.experiment_tokenizer(cfg, str(tmp_path), lambda: build_tokenizer(cfg))
     assert path == str(tmp_path / tok.EXPERIMENT_FILE) and len(digest) == 12
-    assert tok.experiment_tokenizer(cfg, str(tmp_path)) == (path, digest)  # built once, kept
+    assert tok.experiment_tokenizer(cfg, str(tmp_path), lambda: build_tokenizer(cfg)) == (
+        path,
+        digest,
+    )  # built once, kept
     loaded = tok.load_experiment_tokenizer(path, digest, cfg.data.max_text_len)
     assert tok.tokenizer_hash(loaded) == digest
     with pytest.raises(tok.TokenizerMismatch, match=f"{digest}.*0123456789ab"):

@@ -121,20 +121,21 @@ def load_experiment_tokenizer(path: str, expected_hash: str, max_len: int):
     return tok
 
 
-def experiment_tokenizer(cfg, directory: str) -> tuple[str, str]:
+def experiment_tokenizer(cfg, directory: str, build) -> tuple[str, str]:
     """Build the corpus tokenizer once into `directory` -> (path, hash).
+
+    `build()` makes the tokenizer (medflip.data.dataset.build_tokenizer bound to the
+    config): passed in because dataset imports this module.
 
     ("", "") when the config names a local pretrained tokenizer (data.tokenizer or a local
     model.text): that directory is the shared copy. An existing file (a resumed sweep) is
     kept as is, so a resume trains with the vocabulary it started with.
     """
-    from medflip.data.dataset import build_tokenizer  # dataset imports this module
-
     if cfg.data.tokenizer or os.path.isdir(cfg.model.text):
         return "", ""
     path = os.path.join(directory, EXPERIMENT_FILE)
     if not os.path.exists(path):
         os.makedirs(directory, exist_ok=True)
         with atomic_file(path) as tmp:
-            build_tokenizer(cfg).backend_tokenizer.save(tmp)
+            build().backend_tokenizer.save(tmp)
     return path, tokenizer_hash(wrap(path, cfg.data.max_text_len))

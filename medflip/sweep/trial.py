@@ -72,10 +72,11 @@ def fault_hook(spec: str, rank: int, resumed: bool) -> Callable[[int, dict], dic
 def experiment_entries(variant: str, fixed: dict, experiment_dir: str) -> dict:
     """Trial-config entries every trial of an experiment shares, made before any starts:
     the one tokenizer (built into the experiment dir) and the drill's fault spec."""
+    from medflip.data.dataset import build_tokenizer
     from medflip.data.tokenizer import experiment_tokenizer
 
     cfg = apply_overrides(variants.get(variant), fixed)
-    path, digest = experiment_tokenizer(cfg, experiment_dir)
+    path, digest = experiment_tokenizer(cfg, experiment_dir, lambda: build_tokenizer(cfg))
     return {"tokenizer": {"path": path, "hash": digest}, "fault": fault_from_env()}
 
 
