@@ -6,7 +6,6 @@ which encodes the evaluation sets unmasked, in eval mode, batched, without gradi
 
 from __future__ import annotations
 
-import contextlib
 import math
 
 import torch
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 
 from medflip import items
 from medflip.data.benchmark import val_test_split
+from medflip.step import autocast  # the one autocast rule, as in training
 
 RETRIEVAL_KS = (1, 2, 5, 10)
 
@@ -88,20 +88,12 @@ def linear_probe(
         return accuracy((test_x @ w + b).argmax(1), test_y)
 
 
-def _autocast(device: torch.device, precision: str):
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    if precision == "fp16" and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 @torch.no_grad()
 def encode_images(model, images: torch.Tensor, batch_size: int, device, precision) -> torch.Tensor:
     out = []
     for start in range(0, images.shape[0], batch_size):
         batch = images[start : start + batch_size].to(device, non_blocking=True)
-        with _autocast(device, precision):
+        with autocast(device, precision):
             out.append(model.encode_image(batch).float())
     return F.normalize(torch.cat(out), dim=-1)
 
@@ -117,7 +109,7 @@ def encode_texts(model, tokenizer, texts, max_len, batch_size, device, precision
             max_length=max_len,
             return_tensors="pt",
         )
-        with _autocast(device, precision):
+        with autocast(device, precision):
             emb = model.encode_text(tok["input_ids"].to(device), tok["attention_mask"].to(device))
         out.append(emb.float())
     return F.normalize(torch.cat(out), dim=-1)
