@@ -158,14 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--metrics", nargs="+", help=f"default: those of {' '.join(DEFAULT_METRICS)} with values"
     )
-    p.add_argument("--device-type", help="keep only rows of this device type")
-    p.add_argument(
-        "--where",
-        action="append",
-        metavar="KEY=VALUE",
-        help="keep only trials with this setting (repeatable); trials that differ in any "
-        "other key than the compared one and the seed are never pooled as seeds",
-    )
+    common.add_row_filters(p)
     p.add_argument("--out", help="output dir (default: <first run>/analysis)")
     return p.parse_args(argv)
 

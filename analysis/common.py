@@ -278,3 +278,15 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def results_dir(path: str | Path) -> Path:
     """The run dir of a run dir or of its results.parquet (where analysis/ goes)."""
     return results.results_path(path).parent
+
+
+def add_row_filters(p) -> None:
+    """The row filters every analysis CLI takes (--device-type, --where KEY=VALUE)."""
+    p.add_argument("--device-type", help="keep only rows of this device type")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="keep only trials with this setting (repeatable); trials that differ in any "
+        "other key than the compared one and the seed are never pooled as seeds",
+    )

@@ -234,14 +234,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="accuracy for the speedup (default: the baseline's median final accuracy)",
     )
     p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
-    p.add_argument("--device-type", help="keep only rows of this device type")
-    p.add_argument(
-        "--where",
-        action="append",
-        metavar="KEY=VALUE",
-        help="keep only trials with this setting (repeatable); trials that differ in any "
-        "other key than the compared one and the seed are never pooled as seeds",
-    )
+    common.add_row_filters(p)
     p.add_argument(
         "--ref-y",
         type=float,

@@ -15,8 +15,9 @@ cost of a step does not depend on the content.
 
 from __future__ import annotations
 
-import argparse
 import json
+
+from cli import step_parser
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9)
 MASKED = 0.75
@@ -103,11 +104,7 @@ def where_time_goes(step: dict) -> dict:
 
 
 def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", default="demo")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--device", default="cpu")
+    parser = step_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=0, help="default: optim.batch_size")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args(argv)

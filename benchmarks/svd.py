@@ -16,8 +16,9 @@ Ends by printing one line of JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
+
+from cli import step_parser
 
 
 def synthetic_images(n: int, size: int):
@@ -110,11 +111,7 @@ def step_share(cfg, batch, repeats, device, ratio) -> dict:
 
 
 def parse(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--variant", default="demo")
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
-    parser.add_argument("--device", default="cpu")
+    parser = step_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--ratio", type=float, default=0.75, help="image mask ratio of the step")
     parser.add_argument("--threads", type=int, default=2)
     return parser.parse_args(argv)
