@@ -11,6 +11,7 @@ import contextlib
 import fcntl
 import glob
 import hashlib
+import multiprocessing
 import os
 import shutil
 import tempfile
@@ -39,11 +40,27 @@ def digest(parts: Iterable[str]) -> str:
 def locked(path: str):
     """Hold an exclusive lock on `path + '.lock'` (blocks while another process builds)."""
     with open(path + ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _refuse_spawn_reimport(path)
+            fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _refuse_spawn_reimport(path: str) -> None:
+    """A spawned child (the corpus renderer's worker pool) that re-runs a caller's script
+    top level would wait for ever on the lock its parent holds while waiting for it: say so.
+    `_inheriting` is the flag Python's own spawn check reads (multiprocessing/spawn.py)."""
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise RuntimeError(
+            f"{path}: a spawned worker process re-ran the calling script's top level, which "
+            "waits on a cache its parent is building; put the script's code under "
+            "`if __name__ == '__main__':`"
+        )
 
 
 @contextlib.contextmanager
