@@ -70,7 +70,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=2, help="runs per worker count (median)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     a = p.parse_args(argv)
     from medflip import variants
 

@@ -154,7 +154,7 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variant", default="paper")
     p.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16", "fp16"))
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     p.add_argument("--ratios", default="0,0.5,0.75", help="image mask ratios, comma-separated")
     p.add_argument("--batch-size", type=int, default=0, help="per device; default optim.batch_size")
     p.add_argument("--steps", type=int, default=10, help="timed steps per ratio")
@@ -190,6 +190,8 @@ def main(argv=None) -> dict:
     import torch
     from common import load_average
 
+    from medflip.step import resolve_precision
+
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no GPU visible here; use --device cpu", file=sys.stderr)
         raise SystemExit(2)
@@ -198,7 +200,8 @@ def main(argv=None) -> dict:
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     peak = peak_tflops(name, args.peak_tflops)
     opts = {
-        "variant": args.variant, "device": args.device, "precision": args.precision,
+        "variant": args.variant, "device": args.device,
+        "precision": resolve_precision(args.precision, args.device),  # auto -> what runs
         "ratios": args.ratio_list, "batch_size": args.batch_size, "steps": args.steps,
         "warmup": args.warmup, "threads": args.threads, "fused_adamw": args.fused_adamw,
         "compile": args.compile, "bf16_allreduce": args.bf16_allreduce,

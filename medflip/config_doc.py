@@ -52,7 +52,7 @@ MEANING: dict[str, str] = {
     "optim.batch_size": "global batch size (pairs per step over all workers)",
     "optim.max_steps": "step budget: training stops here",
     "optim.time_budget_s": "training-seconds budget (evaluation excluded); 0 = none",
-    "optim.precision": "autocast precision (fp16 needs a GPU)",
+    "optim.precision": "autocast precision: auto = bf16 where native, else fp32 (fp16 needs a GPU)",
     "optim.grad_clip": "gradient-norm clip; 0 disables it",
     "eval.every_steps": "steps between evaluations (each is a report and a checkpoint)",
     "eval.every_s": "training seconds between evaluations (0 = a tenth of the time budget)",

@@ -36,7 +36,7 @@ from medflip.config import Config, to_json
 from medflip.masking import ratios_for
 from medflip.run_parts import build_parts, device_name
 from medflip.schedule import lr_factor, unmasked
-from medflip.step import StepPlan, train_step
+from medflip.step import StepPlan, resolve_precision, train_step
 
 log = logging.getLogger("medflip.engine")
 Report = Callable[[dict, "str | None"], None]
@@ -142,6 +142,7 @@ def _metrics(parts, progress, meter, started, status, evals) -> dict:
         "wall_time_s": progress.wall_time_s + (time.perf_counter() - started),
         "device_hours": progress.train_time_s * parts.world_size / 3600.0,
         "device_type": device_name(parts.device),
+        "precision": resolve_precision(parts.cfg.optim.precision, parts.device),  # auto: what ran
         "throughput": meter.samples / meter.train_s if meter.train_s > 0 else float("nan"),
         "data_wait_share": meter.wait_s / meter.train_s if meter.train_s > 0 else float("nan"),
         "status": status,

@@ -158,3 +158,14 @@ def test_prepare_model_hook_is_used():
         hooks=engine.Hooks(prepare_model=prepare),
     )
     assert len(wrapped) == 1 and isinstance(wrapped[0], torch.nn.Module)
+
+
+def test_auto_precision_is_bf16_only_where_native_and_rows_record_what_ran():
+    from medflip.step import native_bf16, resolve_precision
+
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for explicitly: obeyed
+    want = "bf16" if native_bf16("cpu") else "fp32"
+    assert resolve_precision("auto", "cpu") == want
+    cfg = apply_overrides(variants.get("tiny"), {"optim.precision": "auto", "optim.max_steps": 2})
+    assert engine.fit(cfg)["precision"] == want
