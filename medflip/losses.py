@@ -7,8 +7,9 @@ Every function computes in float32 with autocast off: softmaxes over a batch at 
 overflow bf16's range of useful precision, and these are tiny next to the towers.
 
 At world size > 1 `MedFLIPLoss` gathers the embeddings, token tensors and labels of every
-rank (`medflip.distributed`, open_clip's gather-with-gradient pattern), so the contrastive
-and SVD terms are the global batch's; MLM and MIM stay per sample on each rank.
+rank (`medflip.losses_rows`, open_clip's gather-with-gradient pattern), so the contrastive
+and SVD terms are the global batch's; MLM and MIM stay per sample on each rank. Rows
+without an image (text-only reports) enter only the label-matched kinds (`LABEL_MATCHED`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medflip import distributed
+from medflip import losses_rows
 from medflip.losses_svd import sigma1, svd_pair_loss, svd_spectral_loss
 
 if TYPE_CHECKING:
@@ -147,46 +148,6 @@ def mim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-_ROW_KEYS = ("image_emb", "text_emb", "image_tokens", "text_tokens", "text_token_mask")
-
-
-def _global_batch(outputs: dict, batch: dict) -> dict:
-    """The rows the contrastive and SVD terms see: this rank's, or every rank's at world > 1.
-
-    Text token tensors differ in length across ranks: padded to the longest (padding masked
-    out, so it adds nothing to sigma_1). Embeddings and tokens keep their gradient; labels
-    and masks are gathered without. `paired` [N] bool marks rows whose image and text match.
-    """
-    rows = {k: outputs[k] for k in _ROW_KEYS if k in outputs}
-    n = rows["image_emb"].shape[0]
-    paired = batch.get("paired")
-    rows["paired"] = torch.ones(n, dtype=torch.bool, device=rows["image_emb"].device)
-    if paired is not None:
-        rows["paired"] = paired.to(rows["paired"].device).bool()
-    for key in ("image_labels", "labels"):
-        if batch.get(key) is not None:
-            rows[key] = batch[key]
-    if distributed.world_size() == 1:
-        return rows
-    if "text_tokens" in rows:
-        longest = distributed.max_over_ranks(rows["text_tokens"].shape[1], rows["paired"].device)
-        rows["text_tokens"] = distributed.pad_dim1(rows["text_tokens"], longest)
-    if "text_token_mask" in rows:
-        longest = distributed.max_over_ranks(
-            rows["text_token_mask"].shape[1], rows["paired"].device
-        )
-        rows["text_token_mask"] = distributed.pad_dim1(rows["text_token_mask"], longest)
-    return {k: distributed.gather_rows(v, grad=k in _ROW_KEYS) for k, v in rows.items()}
-
-
-def _paired(rows: dict) -> dict:
-    """The rows restricted to paired ones (the contrastive and SVD terms use only those)."""
-    paired = rows.pop("paired")
-    if bool(paired.all()):
-        return rows
-    return {k: v[paired] for k, v in rows.items()}
-
-
 Contrastive = Callable[[dict, torch.Tensor], torch.Tensor]
 LOSS_KINDS: dict[str, Contrastive] = {}  # loss.kind -> contrastive term over paired rows
 LABEL_MATCHED = frozenset({"medclip"})  # kinds given unpaired rows too (label soft targets)
@@ -263,11 +224,12 @@ class MedFLIPLoss(nn.Module):
     def forward(self, outputs: dict, batch: dict) -> dict[str, torch.Tensor]:
         """Model outputs + batch -> {loss, loss_contrastive, loss_svd, loss_mlm, loss_mim}."""
         tau = outputs["temperature"]
-        rows = _global_batch(outputs, batch)
-        p = _paired(dict(rows))
+        rows = losses_rows.global_batch(outputs, batch)
+        p = losses_rows.pairs(rows)
         # MedCLIP's decoupling: a kind whose targets come from label vectors also learns
-        # from unpaired images and texts (every row, its own labels); the others: pairs only.
-        c = {k: v for k, v in rows.items() if k != "paired"} if self.kind in LABEL_MATCHED else p
+        # from unpaired rows and from texts without an image (every image row vs every text
+        # row, each with its own labels); the identity-target kinds: pairs only.
+        c = losses_rows.label_matched(rows) if self.kind in LABEL_MATCHED else p
         # A 0 touching the embeddings and tau: a batch without pairs still gives every
         # parameter a gradient (DDP waits for all of them).
         zero = (outputs["image_emb"].sum() + outputs["text_emb"].sum() + tau).float() * 0.0
