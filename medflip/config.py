@@ -43,6 +43,9 @@ class DataConfig:
     # report text the soft-target labels come from: findings_impression (what the text tower
     # reads) | impression (CheXpert's rule; a dataset's label table wins)
     label_text: str = "findings_impression"
+    # reports whose images are absent train as text rows in label-matched losses (medclip);
+    # off: dropped (the paired-only arm of a data-efficiency comparison)
+    text_only: bool = True
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ MEANING: dict[str, str] = {
     "data.eval_per_class": "evaluation images per class (5x200-style set)",
     "data.seed": "corpus seed: which synthetic studies exist",
     "data.label_text": "report text the soft-target labels are extracted from",
+    "data.text_only": "reports without an image as text rows (loss.kind=medclip only)",
     "data.shuffle_reports": "control: reports permuted across images (pairing destroyed)",
     "model.image_width": "ViT width",
     "model.image_depth": "ViT blocks",

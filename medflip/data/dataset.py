@@ -30,6 +30,7 @@ from medflip.data.corpus import (  # noqa: F401
 )
 from medflip.data.prompts import labels_to_text, prompt_corpus
 from medflip.data.sampler import ShardedBatchSampler
+from medflip.data.text_rows import text_only_rows
 from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer, tokenizer_hash
 
 log = logging.getLogger("medflip.data")
@@ -145,9 +146,11 @@ class PretrainDataset(Dataset):
     Keys: image float32 [1, H, W] (normalised), input_ids long [T], attention_mask long [T]
     (T = data.max_text_len, padded/truncated), labels float32 [14] (the text's report
     codes: soft targets), image_labels float32 [14] (what the image shows: synthetic truth;
-    real data: its study's labels), paired bool (False: the text is another study's).
+    real data: its study's labels), paired bool (False: the text is another study's),
+    has_image bool. Rows after the pairs are the `text_only` corpus's texts (no image:
+    image is float32 [0, H, W], has_image False; `collate` stacks only real images).
     An image that cannot be decoded is counted in `skipped` (per process) and the next
-    pair is returned instead.
+    row is returned instead.
     """
 
     def __init__(
@@ -158,15 +161,19 @@ class PretrainDataset(Dataset):
         image_index: np.ndarray,
         text_index: np.ndarray,
         paired: np.ndarray,
+        text_only: Corpus | None = None,
     ):
         self.corpus = corpus
-        ids, mask = tokenize(corpus, tokenizer, max_len)
-        self.input_ids = torch.from_numpy(ids)  # [N, T] int32
-        self.attention_mask = torch.from_numpy(mask)  # [N, T] uint8
-        self.labels = torch.from_numpy(corpus.labels)  # [N, 14]
-        self.image_labels = torch.from_numpy(corpus.image_labels)  # [N, 14]
-        self.image_index, self.text_index = image_index, text_index
-        self.paired = paired
+        parts = [corpus] if text_only is None else [corpus, text_only]
+        tokens = [tokenize(c, tokenizer, max_len) for c in parts]
+        self.input_ids = torch.from_numpy(np.concatenate([t[0] for t in tokens]))  # [N+X, T]
+        self.attention_mask = torch.from_numpy(np.concatenate([t[1] for t in tokens]))
+        self.labels = torch.from_numpy(np.concatenate([c.labels for c in parts]))  # [N+X, 14]
+        self.image_labels = torch.from_numpy(np.concatenate([c.image_labels for c in parts]))
+        extra = len(text_only) if text_only is not None else 0  # text-only rows: image -1
+        self.image_index = np.concatenate([image_index, np.full(extra, -1, np.int64)])
+        self.text_index = np.concatenate([text_index, len(corpus) + np.arange(extra)])
+        self.paired = np.concatenate([paired, np.zeros(extra, bool)])
         self.skipped = sources.SkipCounts()
         self._bad: set[int] = set()
 
@@ -174,10 +181,13 @@ class PretrainDataset(Dataset):
         return len(self.image_index)
 
     def _pixels(self, m: int) -> tuple[int, np.ndarray]:
-        """(pair index, image) of the first pair from m on whose image decodes."""
+        """(row, image) of the first row from m on whose image decodes or that has none
+        (float32 [0, H, W]: a text-only row)."""
         for step in range(len(self)):
             k = (m + step) % len(self)
             j = int(self.image_index[k])
+            if j < 0:
+                return k, np.zeros((0, self.corpus.image_size, self.corpus.image_size), np.float32)
             if j in self._bad:
                 continue
             try:
@@ -196,23 +206,32 @@ class PretrainDataset(Dataset):
         k, pixels = self._pixels(int(m))
         i, t = int(self.image_index[k]), int(self.text_index[k])
         return {
-            "image": normalize(torch.from_numpy(pixels))[None],  # [1, H, W]
+            "image": normalize(torch.from_numpy(pixels)).reshape(-1, *pixels.shape[-2:]),
             "input_ids": self.input_ids[t].long(),
             "attention_mask": self.attention_mask[t].long(),
             "labels": self.labels[t],
-            "image_labels": self.image_labels[i],
+            "image_labels": self.image_labels[i if i >= 0 else t],  # unused without an image
             "paired": bool(self.paired[k]),
+            "has_image": i >= 0,
         }
 
 
 def collate(items: list[dict]) -> dict:
-    """Stack item dicts: image [B, 1, H, W], input_ids [B, T], ..., paired bool [B]."""
-    return default_collate(items)
+    """Stack item dicts: image [B_i, 1, H, W] (only the B_i rows with an image), input_ids
+    [B, T], ..., paired and has_image bool [B]."""
+    images = [item["image"] for item in items]
+    batch = default_collate([{k: v for k, v in item.items() if k != "image"} for item in items])
+    real = [im for im in images if len(im)]
+    batch["image"] = (
+        torch.stack(real) if real else images[0].new_zeros((0, 1, *images[0].shape[-2:]))
+    )
+    return batch
 
 
 def build_train_dataset(cfg: Config, tokenizer) -> PretrainDataset:
     """The pretraining pairs of `cfg`: data.fraction of the corpus, data.paired of them
-    paired (seeded by data.seed, so every training seed sees the same subset)."""
+    paired (seeded by data.seed, so every training seed sees the same subset), then the
+    text-only rows (`text_rows.text_only_rows`: data.text_only, label-matched kinds)."""
     corpus = train_corpus(cfg)
     image_index, text_index, paired = pair_assignment(
         len(corpus), cfg.data.fraction, cfg.data.paired, cfg.data.seed, corpus.groups
@@ -220,8 +239,9 @@ def build_train_dataset(cfg: Config, tokenizer) -> PretrainDataset:
     log.info(
         "training pairs: %d (%d paired) of %d studies", len(image_index), paired.sum(), len(corpus)
     )
+    extra = text_only_rows(cfg)  # reports without an image (label-matched kinds only)
     return PretrainDataset(
-        corpus, tokenizer, cfg.data.max_text_len, image_index, text_index, paired
+        corpus, tokenizer, cfg.data.max_text_len, image_index, text_index, paired, extra
     )
 
 

@@ -2,6 +2,7 @@
 
     <out>/<source>-<key>/            key: source, root, label policy, reader code (VERSION)
         records.parquet              one row per image: path, report, labels, split, ...
+                                     (then one per text-only report, image_path "")
         skipped.json                 what the reader skipped and why
         images-<size>px/             per image size:
             shard-00000.npy          uint8 [SHARD, size, size], rows k*SHARD .. (k+1)*SHARD
@@ -64,7 +65,7 @@ def write_records(entry: str, loaded: LoadedSource) -> None:
     import pyarrow.parquet as pq
 
     os.makedirs(entry, exist_ok=True)
-    recs = loaded.records
+    recs = loaded.records + loaded.text_only  # images first: row k = shard row k
     table = pa.table(
         {
             "image_path": [r.image_path for r in recs],

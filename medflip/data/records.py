@@ -55,7 +55,7 @@ class ImageError(OSError):
 class Record:
     """One image with its study's report and labels."""
 
-    image_path: str
+    image_path: str  # "" = a text-only record: a report whose image files are absent
     report: str | None  # IMPRESSION then FINDINGS, whitespace-collapsed; None = no report
     labels: np.ndarray  # float32 [14] in OBSERVATIONS order: 1 / 0 / -1 / NaN (blank)
     patient_id: str
@@ -94,10 +94,19 @@ class SkipCounts:
 
 @dataclass
 class LoadedSource:
+    """A source's records. Reports whose image files are all absent are records with
+    image_path "" (a reader keeps them rather than dropping the report); they are moved
+    to `text_only` here, the one place, so `records` always has an image to decode."""
+
     source: str
     root: str
     records: list[Record]
     skipped: SkipCounts
+    text_only: list[Record] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.text_only = [*self.text_only, *(r for r in self.records if not r.image_path)]
+        self.records = [r for r in self.records if r.image_path]
 
 
 # ---------------------------------------------------------------- images and report text

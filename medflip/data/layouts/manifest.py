@@ -60,7 +60,8 @@ def _clean(value) -> str:
 
 def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
     """A CSV/Parquet table; label columns are the study's labels, else they are extracted
-    from `report`; the soft targets follow the label policy."""
+    from `report`; the soft targets follow the label policy. A row with a report and an
+    empty (or absent) image_path is a text-only record (image_path "")."""
     path = _manifest_path(root)
     rows, columns = _manifest_rows(path)
     if "image_path" not in columns:
@@ -69,13 +70,19 @@ def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Recor
     base = os.path.dirname(os.path.abspath(path))
     records = []
     for k, row in enumerate(rows):
-        image = os.path.join(base, _clean(row["image_path"]))
+        named = _clean(row["image_path"])
+        image = os.path.join(base, named) if named else ""
         split = normalize_split(_clean(row.get("split")), path)  # a bad value stops the run
-        if not os.path.isfile(image):
-            skipped.add("missing image", image)
-            continue
         raw = _clean(row.get("report"))
         report = training_text(raw) or None
+        if image and not os.path.isfile(image):
+            skipped.add("missing image", image)
+            if report is None:
+                continue
+            image = ""  # its report is still kept, as a text-only record
+        if not image and report is None:
+            skipped.add("no image and no report", f"{path} row {k + 2}")
+            continue
         if report is None and "report" in columns:
             skipped.add("empty report", f"{path} row {k + 2}")
         try:
@@ -89,8 +96,9 @@ def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Recor
         if report is None and np.isnan(labels).all():
             skipped.add("no report and no labels", image)
             continue
-        patient = _clean(row.get("patient_id")) or _clean(row.get("study_id")) or image
-        study = _clean(row.get("study_id")) or image
+        where = image or f"{path} row {k + 2}"
+        patient = _clean(row.get("patient_id")) or _clean(row.get("study_id")) or where
+        study = _clean(row.get("study_id")) or where
         view = _clean(row.get("view"))
         records.append(Record(image, report, labels, patient, study, view, split, text))
     return records

@@ -85,7 +85,8 @@ def _mimic_study_reports(root: str, skipped: SkipCounts):
 
 def read_mimic(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
     """MIMIC-CXR-JPG + reports. CSV labels are the study's labels; the soft targets follow
-    the label policy (`sources.soft_target_labels`)."""
+    the label policy (`sources.soft_target_labels`). A study whose image files are all
+    absent but whose report exists is one text-only record (image_path "")."""
     root = require_dir(root, "MIMIC-CXR-JPG: files/ and mimic-cxr-2.*-metadata.csv(.gz)")
     if not os.path.isdir(os.path.join(root, "files")):
         raise SourceError(f"{root}: no files/ directory (expected files/pXX/pNNNNNNNN/sNNNNNNNN/)")
@@ -101,9 +102,10 @@ def read_mimic(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
         splits[row["dicom_id"]] = normalize_split(row["split"], split_path)
     report_of = _mimic_study_reports(root, skipped)
     derived: dict[tuple[str, str], np.ndarray] = {}
-    records = []
+    records, imaged, listed = [], set(), {}
     for row in read_csv(meta_path, ("dicom_id", "subject_id", "study_id", "ViewPosition")):
         subject, study, dicom = row["subject_id"], row["study_id"], row["dicom_id"]
+        listed.setdefault((subject, study), splits.get(dicom, ""))
         rel = os.path.join("files", f"p{subject[:2]}", f"p{subject}", f"s{study}", f"{dicom}.jpg")
         path = os.path.join(root, rel)
         if not os.path.isfile(path):
@@ -120,6 +122,14 @@ def read_mimic(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
         view, split = row["ViewPosition"] or "", splits.get(dicom, "")
         report = training_text(raw) if raw else None
         records.append(Record(path, report, labels, subject, study, view, split, text))
+        imaged.add((subject, study))
+    for (subject, study), split in listed.items():  # every image file absent: text-only
+        raw = None if (subject, study) in imaged else report_of(subject, study)
+        if raw is not None:
+            table = table_labels.get((subject, study))
+            labels, text = soft_target_labels(table, raw, label_text)
+            report = training_text(raw)
+            records.append(Record("", report, labels, subject, study, "", split, text))
     return records
 
 

@@ -36,7 +36,8 @@ def _openi_report(tree: ET.ElementTree) -> str:
 
 
 def read_openi(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
-    """IU-Xray: one XML report per study, several PNGs (`parentImage` ids) per report."""
+    """IU-Xray: one XML report per study, several PNGs (`parentImage` ids) per report; a
+    report none of whose PNGs exists is one text-only record (image_path "")."""
     root = require_dir(root, "OpenI: ecgen-radiology/*.xml and NLMCXR_png/ (or images/)")
     xml_dir = os.path.join(root, "ecgen-radiology")
     if not os.path.isdir(xml_dir):
@@ -57,6 +58,7 @@ def read_openi(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
         labels, text = soft_target_labels(None, raw, label_text)
         uid = tree.find("uId")
         study = uid.get("id") if uid is not None and uid.get("id") else os.path.basename(xml_path)
+        found = 0
         for node in tree.iter("parentImage"):
             name = f"{node.get('id')}.png"
             path = next(
@@ -71,6 +73,9 @@ def read_openi(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
                 skipped.add("missing image", name)
                 continue
             records.append(Record(path, report, labels, study, study, text_labels=text))
+            found += 1
+        if not found:  # a report whose images are all absent: kept as a text-only record
+            records.append(Record("", report, labels, study, study, text_labels=text))
     return records
 
 
