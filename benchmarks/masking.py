@@ -7,10 +7,15 @@
    groups, clipping and precision) at r = 0 and 0.75, and at 0.75 with text masking (MLM as
    a second text pass, or sharing the contrastive pass), side by side in one run; and where
    a masked step's time goes: image tower, text tower, loss (each forward + backward) and
-   optimiser (clipping + AdamW), the rest being what the step adds around them.
+   optimiser (clipping + AdamW), the rest being what the step adds around them. The steps
+   at r = 0 and 0.75 and the text part run twice, with the text forward in length buckets
+   (medflip.models.text_buckets, the default on CPU) and as one trimmed batch: the
+   speedup before / after bucketing side by side.
 
-Ends by printing one line of JSON. Random images and token ids (~60 non-pad tokens): the
-cost of a step does not depend on the content.
+Ends by printing one line of JSON. Random images and token ids: the cost of a step does
+not depend on the content, but the text tower's does on the lengths, so they are drawn
+from the demo corpus' measured distribution (`--text-lengths demo`; `uniform60` is the
+earlier 52-68).
 """
 
 from __future__ import annotations
@@ -21,6 +26,33 @@ from cli import step_parser
 
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9)
 MASKED = 0.75
+# Token counts (with [CLS]/[SEP]) of the demo corpus' 20,000 training texts (seed 0,
+# medflip tokenizer, max_text_len 96) at these percentiles: mean 34.0, median 32, and a
+# batch of 128 drawn from it has a longest row of ~75 (sampled from these: ~76).
+LENGTH_PERCENTILES = (
+    0, 1, 2.5, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 97.5, 99, 99.5, 99.9, 100,
+)  # fmt: skip
+DEMO_LENGTHS = (7, 12, 14, 17, 20, 23, 26, 29, 32, 35, 39, 44, 51, 58, 64, 71, 75, 84, 96)
+
+
+def with_text_lengths(batch: dict, kind: str, seed: int = 0) -> dict:
+    """The batch with row lengths drawn from the demo corpus (`demo`) or common.make_batch's
+    52-68 (`uniform60`): ids past each row's length become padding, its last token [SEP]."""
+    import numpy as np
+    import torch
+    from common import PAD, SEP
+
+    if kind == "uniform60":
+        return batch
+    ids, mask = batch["input_ids"].clone(), batch["attention_mask"]
+    n, t = ids.shape
+    u = np.random.default_rng(seed).random(n)  # inverse CDF, linear between percentiles
+    drawn = np.interp(u, np.array(LENGTH_PERCENTILES) / 100, DEMO_LENGTHS).round()
+    lengths = torch.from_numpy(drawn).long().clamp(3, t).to(ids.device)  # [n]
+    mask = (torch.arange(t, device=ids.device)[None, :] < lengths[:, None]).to(mask.dtype)
+    ids = torch.where(mask.bool(), ids, torch.full_like(ids, PAD))
+    ids[torch.arange(n), lengths - 1] = SEP
+    return {**batch, "input_ids": ids, "attention_mask": mask}
 
 
 def tower_benchmark(model, batch, repeats, device, precision) -> dict:
@@ -91,14 +123,45 @@ def step_benchmark(cfg, batch, repeats, device) -> dict:
     }
     fns["step_0.75"]()  # gradients exist, so the optimiser part times a real update
     fns.update(breakdown_fns(plain, batch, cfg, device))
+    text = plain[0].text
+    for name in ("step_0", "step_0.75", "part_text"):
+        fns[f"{name}_unbucketed"] = unbucketed(fns[name], text)
     return interleaved(fns, repeats, device)
+
+
+def unbucketed(fn, text):
+    """`fn` with the text forward as one batch trimmed to its longest row (no buckets)."""
+
+    def run():
+        buckets, text.buckets = text.buckets, 1
+        try:
+            fn()
+        finally:
+            text.buckets = buckets
+
+    return run
+
+
+def padding_stats(text, mask) -> dict:
+    """Real and encoded tokens per row: one trimmed batch (`longest`) vs the buckets."""
+    from medflip.models.text_buckets import length_buckets, row_lengths
+
+    lengths = row_lengths(mask)
+    groups = length_buckets(lengths, text.max_buckets(mask.device))
+    encoded = sum(len(g) * max(lengths[i] for i in g) for g in groups)
+    n = len(lengths)
+    return {
+        "real_per_row": round(sum(lengths) / n, 1), "longest": max(lengths),
+        "encoded_per_row_bucketed": round(encoded / n, 1), "buckets": [len(g) for g in groups],
+    }  # fmt: skip
 
 
 def where_time_goes(step: dict) -> dict:
     """Share of the masked step per part; `other` = step minus the parts (autocast casts,
     zero_grad, loss-value syncs, the graph joining the towers)."""
     total = step["step_0.75"]
-    shares = {k.removeprefix("part_"): v / total for k, v in step.items() if k.startswith("part_")}
+    parts = {k: v for k, v in step.items() if k.startswith("part_") and "unbucketed" not in k}
+    shares = {k.removeprefix("part_"): v / total for k, v in parts.items()}
     shares["other"] = 1 - sum(shares.values())
     return {k: round(v, 3) for k, v in shares.items()}
 
@@ -107,6 +170,7 @@ def parse(argv=None):
     parser = step_parser(__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=0, help="default: optim.batch_size")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--text-lengths", default="demo", choices=("demo", "uniform60"))
     return parser.parse_args(argv)
 
 
@@ -124,7 +188,7 @@ def main(argv=None) -> dict:
     cfg = variants.get(args.variant)
     n = args.batch_size or cfg.optim.batch_size
     cfg = apply_overrides(cfg, {"optim.precision": args.precision, "optim.batch_size": n})
-    batch = make_batch(cfg, n, args.device)
+    batch = with_text_lengths(make_batch(cfg, n, args.device), args.text_lengths)
 
     model, _, _ = build(cfg, args.device)
     tower_runs = tower_benchmark(model, batch, args.repeats, args.device, args.precision)
@@ -142,12 +206,15 @@ def main(argv=None) -> dict:
     step_runs = step_benchmark(cfg, batch, args.repeats, args.device)
     step, step_min = medians(step_runs), minima(step_runs)
     step_speedup = step["step_0"] / step["step_0.75"]
+    plain_speedup = step["step_0_unbucketed"] / step["step_0.75_unbucketed"]
+    plain_min = step_min["step_0_unbucketed"] / step_min["step_0.75_unbucketed"]
     shares = where_time_goes(step)
     print(f"production training step ({args.variant}, batch {n}), median (min):")
     for name, sec in step.items():
         print(f"  {name:22s} {sec * 1e3:8.1f} ({step_min[name] * 1e3:.1f}) ms")
     print(f"  step speedup at r=0.75: x{step_speedup:.2f} "
           f"(min: x{step_min['step_0'] / step_min['step_0.75']:.2f})")  # fmt: skip
+    print(f"  unbucketed text: x{plain_speedup:.2f} (min: x{plain_min:.2f})")
     print("  masked step by part: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     result = {
         "tower_fraction_of_ideal": {str(r): round(f, 3) for r, f in fraction.items()},
@@ -156,6 +223,10 @@ def main(argv=None) -> dict:
         "tower_ms": {str(r): round(t * 1e3, 2) for r, t in tower.items()},
         "step_speedup_0.75": round(step_speedup, 3),
         "step_speedup_0.75_min": round(step_min["step_0"] / step_min["step_0.75"], 3),
+        "step_speedup_0.75_unbucketed": round(plain_speedup, 3),
+        "step_speedup_0.75_unbucketed_min": round(plain_min, 3),
+        "text_bucketing_step_0.75_gain": round(step["step_0.75_unbucketed"] / step["step_0.75"], 3),
+        "text_tokens": padding_stats(model.text, batch["attention_mask"]),
         "step_ms": {k: round(v * 1e3, 2) for k, v in step.items()},
         "step_ms_min": {k: round(v * 1e3, 2) for k, v in step_min.items()},
         "step_0.75_share": shares,
@@ -165,6 +236,7 @@ def main(argv=None) -> dict:
         "conditions": {
             "variant": args.variant, "batch": n, "precision": args.precision,
             "device": args.device, "threads": args.threads, "repeats": args.repeats,
+            "text_lengths": args.text_lengths,
             "step": "medflip.step.train_step", "load_before": load_before,
             "load_after": load_average(),
         },
