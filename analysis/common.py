@@ -62,6 +62,13 @@ def cli(name: str, main: Callable[[list[str] | None], int], argv=None) -> int:
     except (AnalysisError, results.ResultsError, FileNotFoundError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:  # a traceback of a failed allocation says nothing useful
+        print(
+            f"{name}: error: out of memory; narrow the table with --where KEY=VALUE "
+            "or lower --bootstrap",
+            file=sys.stderr,
+        )
+        return 2
 
 
 def newest_run(root: str | Path = "runs") -> Path:

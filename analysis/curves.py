@@ -38,15 +38,13 @@ class Trial:
 
 def held_values(val: np.ndarray, test: np.ndarray) -> np.ndarray:
     """[R] the test value of the checkpoint held at each report: the one best on validation
-    so far (ties to the newest); NaN before the first evaluation. Never a running maximum
-    over test values."""
-    out, best, where = np.full(len(val), np.nan), -np.inf, -1
-    for r, v in enumerate(val):
-        if not np.isnan(v) and not np.isnan(test[r]) and v >= best:
-            best, where = v, r
-        if where >= 0:
-            out[r] = test[where]
-    return out
+    so far (ties to the newest) among reports with both values; NaN before the first
+    evaluation. Never a running maximum over test values. Vectorised (a 1M-row table)."""
+    ok = ~np.isnan(val) & ~np.isnan(test)
+    v = np.where(ok, val, np.nan)
+    best = np.fmax.accumulate(v)  # [R] NaN only before the first evaluation
+    where = np.maximum.accumulate(np.where(ok & (v >= best), np.arange(len(v)), -1))
+    return np.where(where >= 0, test[np.clip(where, 0, None)], np.nan)
 
 
 def trials(
@@ -56,26 +54,32 @@ def trials(
 
     `best` is the reported curve: `y` of the checkpoint best on `select` so far (default
     `y` itself, i.e. selection on the reported split: pass the validation column).
+    One sort, then array slices per trial (a DataFrame per trial: ~1 ms each).
     """
     select = select or y
     df = df[df[x].notna()].sort_values(["experiment", "trial_id", "step"], kind="stable")
+    where = df.groupby(["experiment", "trial_id"], sort=True).indices  # key -> positions
+    xs_all = df[x].to_numpy(dtype=float, na_value=np.nan)  # [N]
+    ys_all = df[y].to_numpy(dtype=float, na_value=np.nan)
+    sel_all = df[select].to_numpy(dtype=float, na_value=np.nan)
+    status_all, status_na = df["status"].to_numpy(dtype=object), df["status"].isna().to_numpy()
+    keys = sorted(where)
+    last = df.iloc[[where[k][-1] for k in keys]]  # each trial's last report
     out = []
-    for (exp, tid), rows in df.groupby(["experiment", "trial_id"], sort=True):
-        xs = rows[x].to_numpy(dtype=float, na_value=np.nan)
+    for i, (exp, tid) in enumerate(keys):
+        idx = where[(exp, tid)]
         # A restarted trial may restart its clock; cost spent is never given back.
-        xs = np.maximum.accumulate(xs)
-        ys = rows[y].to_numpy(dtype=float, na_value=np.nan)
-        best = held_values(rows[select].to_numpy(dtype=float, na_value=np.nan), ys)
-        status = rows["status"].dropna()
+        xs = np.maximum.accumulate(xs_all[idx])
+        stated = idx[~status_na[idx]]
         out.append(
             Trial(
                 experiment=str(exp),
                 trial_id=str(tid),
-                group=rows[by].iloc[-1] if by else "all",
-                seed=int(rows["seed"].iloc[-1]),
-                status=str(status.iloc[-1]) if len(status) else "running",
+                group=last[by].iloc[i] if by else "all",
+                seed=int(last["seed"].iloc[i]),
+                status=str(status_all[stated[-1]]) if len(stated) else "running",
                 x=xs,
-                best=best,
+                best=held_values(sel_all[idx], ys_all[idx]),
             )
         )
     return out
