@@ -7,6 +7,7 @@ grid's ratios x seeds), built in one vectorised frame rather than row by row.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -107,6 +108,8 @@ def frontier_cost(rows: int) -> dict:
         "rows": len(df),
         "load_s": round(load_s, 3),
         "frontier_end_to_end_s": round(frontier_s, 2),
+        # the largest child so far: frontier.py (the sweeps' children are smaller)
+        "frontier_peak_mb": round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024),
     }
     print(f"load + frontier on {len(df)} rows: {fig}", flush=True)
     return fig

@@ -22,3 +22,4 @@ def test_tiny_sweep_scale_tables_end_with_json():
     for fig in out["append_20_rows_s"].values():
         assert fig["before_rewrite"] > 0 and fig["after_append"] > 0
     assert out["load_frontier"]["rows"] == 2000 + 10 * 20  # the base and ten parts, once each
+    assert out["load_frontier"]["frontier_peak_mb"] > 0
