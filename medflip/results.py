@@ -68,6 +68,7 @@ METRICS: dict[str, type] = {
     "wall_time_s": float,
     "device_hours": float,
     "device_type": str,
+    "precision": str,  # engine.py: what ran (optim.precision=auto resolves per device)
     "throughput": float,
     "data_wait_share": float,  # engine.py reports it: share of train time spent waiting on data
     **{k: float for k in _LOSSES},

@@ -51,6 +51,10 @@ def test_time_budgeted_two_worker_partly_paired_smoke_sweep_completes_every_tria
     assert final.train_time_s.between(6.0, 12.0).all(), final.train_time_s
     assert (final.tokenizer_hash.str.len() == 12).all()  # the experiment's one tokenizer
     assert (tmp_path / "mask-ratio-smoke" / "tokenizer.json").exists()
+    # True cost: the time each trial held its workers counts start-up and evaluation, so it
+    # exceeds the training time, and it cannot exceed the sweep's wall time.
+    assert (final.held_time_s > final.train_time_s).all(), final[["held_time_s", "train_time_s"]]
+    assert (final.held_time_s < wall).all(), (final.held_time_s, wall)
     print(f"time-budgeted 2-worker smoke sweep: {wall:.0f} s wall for 2 trials x 6 s")
 
 
