@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -213,13 +212,12 @@ def test_cli_writes_every_output(tmp_path):
     assert "## What it cost" in md
 
 
-def test_a_hundred_trials_of_fifty_reports_take_seconds():
+def test_a_hundred_trials_of_fifty_reports_are_all_analysed():
+    """Speed lives in benchmarks/sweep_scale.py (load + frontier at 1M rows); this checks
+    that a sweep of this size is analysed whole: every trial, every group."""
     df = tables.sweep(levels=(0.0, 0.25, 0.5, 0.75, 0.9), seeds=20, reports=50)
-    start = time.process_time()  # CPU time: the machine is shared, wall time is noise
     out = frontier.analyse(df, by="mask.image_ratio", n_boot=1000)
-    took = time.process_time() - start
     assert len(out["trials"]) == 100 and len(out["summary"]["groups"]) == 5
-    assert took < 20, f"{took:.1f}s CPU"  # measured ~1.6 s
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
