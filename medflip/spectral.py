@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from medflip.step import native_bf16
+
 # bf16 steps at most (benchmarks/svd.py reports the steps taken on both kinds of tokens).
 PAIR_MAX_ITERS = 48
 # Largest per-pair change of the unit direction u in one step at which iteration stops,
@@ -42,10 +44,12 @@ def _unit_last(x: torch.Tensor) -> torch.Tensor:
 
 def _iteration_dtype(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.dtype, float]:
     """(dtype, smallest usable tol) for the iterations: bf16 where its speed matters (a step
-    over all pairs costs >= 4M multiply-adds), with a floor on the tolerance at bf16's
-    rounding noise in a unit vector; float32 for small problems (tests), where it is free."""
+    over all pairs costs >= 4M multiply-adds) and bf16 is native (on an AVX2-only CPU its
+    matmuls are ~10x slower than float32), with a floor on the tolerance at bf16's rounding
+    noise in a unit vector; float32 otherwise (small problems, AVX2 CPUs)."""
     n_i, k, d = a.shape
-    if n_i * b.shape[0] * (k + b.shape[1]) * d >= 2**22:
+    big = n_i * b.shape[0] * (k + b.shape[1]) * d >= 2**22
+    if big and native_bf16(a.device.type):
         return torch.bfloat16, BF16_TOL_FLOOR
     return torch.float32, 0.0
 

@@ -25,7 +25,9 @@ def svdvals_all(a, b):
 @pytest.mark.parametrize("shared", [0.0, 1.0], ids=["near-isotropic", "shared-direction"])
 def test_sigma1_within_1e3_of_svdvals(shared):
     a, b, mask = token_sets(shared)
-    assert spectral._iteration_dtype(a, b)[0] == torch.bfloat16  # the fast path is tested
+    # bf16 iterations only where bf16 is native; either path must meet the bound
+    want = torch.bfloat16 if spectral.native_bf16(a.device.type) else torch.float32
+    assert spectral._iteration_dtype(a, b)[0] == want
     ours, ref = spectral.pair_top_sigma(a, b, mask), svdvals_all(a, b)
     err = (ours - ref).abs() / ref
     assert err.quantile(0.99) <= 1e-3, err.max()
