@@ -31,6 +31,13 @@ CASES = {
     "svd_pair": {"loss.kind": "clip", "loss.svd_weight": 0.5, "loss.svd_form": "pair"},
     "svd_spectral": {"loss.kind": "clip", "loss.svd_weight": 0.5, "loss.svd_form": "spectral"},
     "partly_paired": {"loss.kind": "medclip", "loss.svd_weight": 0.5, "paired": True},
+    # rows without an image (text-only reports), a different number on each rank
+    "text_only": {
+        "loss.kind": "medclip",
+        "loss.svd_weight": 0.5,
+        "paired": True,
+        "text_only": True,
+    },
 }
 
 
@@ -42,7 +49,10 @@ class Tiny(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(2.0))
 
     def forward(self, batch: dict) -> dict:
-        tokens_i = self.img(batch["image_tok"])  # [n, K, D]
+        image_tok = batch["image_tok"]  # the image tower sees only rows with an image
+        if "has_image" in batch:
+            image_tok = image_tok[batch["has_image"]]
+        tokens_i = self.img(image_tok)  # [n_i, K, D]
         tokens_t = self.txt(batch["text_tok"])  # [n, T', D]
         mask = batch["text_mask"][:, :, None].float()  # [n, T', 1]
         return {
@@ -55,7 +65,7 @@ class Tiny(nn.Module):
         }
 
 
-def global_batch(paired: bool) -> dict:
+def global_batch(paired: bool, text_only: bool = False) -> dict:
     g = torch.Generator().manual_seed(1)
     lengths = torch.randint(2, T + 1, (N,), generator=g)
     lengths[0::2] = lengths[0::2].clamp(max=4)  # rank 0's texts are shorter: padding matters
@@ -69,6 +79,9 @@ def global_batch(paired: bool) -> dict:
     }
     if paired:  # rank 1's rows (odd) are all unpaired: that rank has no local pair
         batch["paired"] = torch.tensor([i % 2 == 0 and i % 4 != 0 for i in range(N)])
+    if text_only:  # rank 0 gets 5 of its 8 rows with an image, rank 1 gets 6
+        batch["has_image"] = torch.tensor([i % 3 != 2 for i in range(N)])
+        batch["paired"] = batch["paired"] & batch["has_image"]
     return batch
 
 
@@ -103,7 +116,11 @@ def _worker(rank: int, world: int, init: str, out: str, cases: dict, module_name
     results = {}
     for name, overrides in cases.items():
         model = nn.parallel.DistributedDataParallel(Tiny())
-        batch = shard(global_batch(overrides.get("paired", False)), rank, world)
+        batch = shard(
+            global_batch(overrides.get("paired", False), overrides.get("text_only", False)),
+            rank,
+            world,
+        )
         results[name] = loss_and_grads(model, _criterion(loss_module, overrides), batch)
     torch.save(results, f"{out}.{rank}")
     dist.destroy_process_group()
@@ -125,7 +142,9 @@ def run(cases: dict = CASES, module_name: str = "medflip.losses") -> dict[str, d
     report = {}
     for name, overrides in cases.items():
         ref_loss, ref_grads = loss_and_grads(
-            Tiny(), _criterion(loss_module, overrides), global_batch(overrides.get("paired", False))
+            Tiny(),
+            _criterion(loss_module, overrides),
+            global_batch(overrides.get("paired", False), overrides.get("text_only", False)),
         )
         loss0, grads0 = ranks[0][name]
         report[name] = {

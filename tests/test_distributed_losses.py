@@ -22,3 +22,10 @@ def test_partly_paired_case_has_a_rank_without_pairs():
     batch = dist_losses.global_batch(paired=True)
     assert not dist_losses.shard(batch, 1, 2)["paired"].any()
     assert dist_losses.shard(batch, 0, 2)["paired"].any()
+
+
+def test_text_only_case_gives_the_ranks_different_image_counts():
+    """Rows without an image: each rank's image tower sees a different number of rows."""
+    batch = dist_losses.global_batch(paired=True, text_only=True)
+    counts = [int(dist_losses.shard(batch, r, 2)["has_image"].sum()) for r in range(2)]
+    assert counts[0] != counts[1] and min(counts) > 0
