@@ -105,6 +105,17 @@ class EvalConfig:
     prompts_per_class: int = 8  # prompt ensemble size
     batch_size: int = 256
     probe: bool = True  # linear probe each evaluation: about half its cost at demo size
+    # Curve points cheaper than the final evaluation: 0 = every evaluation scores every test
+    # item; n > 0 = evaluations before the last score the first n test items of the 5-class
+    # set only (a class-balanced prefix), the last one everything. The demo needs 1,000 test
+    # items for a paired SE <= 1 point at its end, and >= 8 curve points within 10 % of training.
+    curve_items: int = 0
+    # validation items scored per evaluation (a class-balanced prefix of the validation half,
+    # 0 = all): selection needs a stable signal, not the test half's size
+    val_items: int = 0
+    # one evaluation as FLIP's unmasked tuning starts, so a curve shows accuracy before and
+    # after it; off by default (one more evaluation per masked trial)
+    before_tuning: bool = False
 
 
 @dataclass(frozen=True)
@@ -170,6 +181,8 @@ RANGES = {
     "eval.every_s": (0.0, None, True, True),
     "eval.prompts_per_class": (1, None, True, True),
     "eval.batch_size": (1, None, True, True),
+    "eval.curve_items": (0, None, True, True),
+    "eval.val_items": (0, None, True, True),
 }
 
 

@@ -60,6 +60,9 @@ MEANING: dict[str, str] = {
     "eval.prompts_per_class": "zero-shot prompt ensemble size per class",
     "eval.batch_size": "evaluation batch size",
     "eval.probe": "run the linear probe at each evaluation (about half an evaluation's cost)",
+    "eval.curve_items": "test items scored at evaluations before the last (0 = all)",
+    "eval.val_items": "validation items scored per evaluation (0 = the whole half)",
+    "eval.before_tuning": "evaluate once as unmasked tuning starts (accuracy before it)",
     "seed": "training seed: initial weights, masking noise, batch order",
 }
 

@@ -2,7 +2,8 @@
 
 AdamW with linear warmup and a cosine decay, gradient clipping, autocast per
 `optim.precision`; stops at `optim.max_steps` or after `optim.time_budget_s` seconds of
-training (evaluation excluded); evaluates every `eval.every_steps` steps and then calls
+training (evaluation excluded); evaluates on a step and training-seconds cadence (`_Cadence`;
+curve points may be cheap, the last evaluation is full) and then calls
 `report(metrics, checkpoint_dir)`; stops with status "diverged" on a non-finite loss.
 
 The schedule (medflip/schedule.py) follows progress = max(step / max_steps, train_time /
@@ -165,7 +166,9 @@ def _report(parts, progress, meter, started, status, report, agreement) -> dict:
     rng = distributed.gather_objects(checkpoint.rng_state())  # [world], rank order
     eval_start = time.perf_counter()
     evaluate_now = status != "diverged" and parts.rank == 0
-    evals = parts.evaluate() if evaluate_now else {}
+    # Curve points may be cheap (eval.curve_items); the run's last evaluation is always full.
+    full = status != "running" or parts.cfg.eval.curve_items == 0
+    evals = parts.evaluate(full=full) if evaluate_now else {}
     eval_s = time.perf_counter() - eval_start
     metrics = _metrics(parts, progress, meter, started, status, evals)
     metrics["eval_time_s"] = eval_s
@@ -193,13 +196,29 @@ def _report(parts, progress, meter, started, status, report, agreement) -> dict:
     return metrics
 
 
-def _eval_due(progress: checkpoint.Progress, last_eval: tuple[int, float], cfg: Config) -> bool:
-    """Every `eval.every_steps` steps, and every `eval_every_s(cfg)` training seconds."""
-    step, time_s = last_eval
-    if progress.step - step >= cfg.eval.every_steps:
-        return True
-    every_s = eval_every_s(cfg)
-    return every_s > 0 and progress.train_time_s - time_s >= every_s
+class _Cadence:
+    """When to evaluate: every `eval.every_steps` steps, every `eval_every_s(cfg)` training
+    seconds, and with `eval.before_tuning` once as FLIP's unmasked tuning is about to start
+    (the curve then shows the accuracy before tuning beside the final one, after it).
+    Reads agreed progress only, so every rank decides alike."""
+
+    def __init__(self, progress: checkpoint.Progress, cfg: Config):
+        self.cfg = cfg
+        self.mark(progress)
+
+    def mark(self, progress: checkpoint.Progress) -> None:
+        self.step, self.time_s = progress.step, progress.train_time_s
+        # not watching for the phase change = as if already in it
+        watch = self.cfg.eval.before_tuning
+        self.tuning = not watch or unmasked(progress.step, progress.train_time_s, self.cfg)
+
+    def due(self, progress: checkpoint.Progress) -> bool:
+        if progress.step - self.step >= self.cfg.eval.every_steps:
+            return True
+        if not self.tuning and unmasked(progress.step, progress.train_time_s, self.cfg):
+            return True  # the next step is the first unmasked one
+        every_s = eval_every_s(self.cfg)
+        return every_s > 0 and progress.train_time_s - self.time_s >= every_s
 
 
 def eval_every_s(cfg: Config) -> float:
@@ -233,7 +252,7 @@ def fit(
         log.info("resumed from %s at step %d", resume_from, progress.step)
     agreement = _Agreement(parts.device, parts.world_size, progress.train_time_s)
     started, meter, status = time.perf_counter(), _Meter(), "completed"
-    last_eval = (progress.step, progress.train_time_s)
+    cadence = _Cadence(progress, cfg)
     while not _should_stop(progress, cfg) and status == "completed":
         for batch, wait_s in parts.batches(progress.epoch, progress.batch_in_epoch):
             batch = hooks.before_step(progress.step, batch)
@@ -255,9 +274,10 @@ def fit(
                 break
             if _should_stop(progress, cfg):
                 break
-            if _eval_due(progress, last_eval, cfg):
+            if cadence.due(progress):
                 _report(parts, progress, meter, started, "running", report, agreement)
-                meter, last_eval = _Meter(), (progress.step, progress.train_time_s)
+                meter = _Meter()
+                cadence.mark(progress)
         else:
             progress.epoch, progress.batch_in_epoch = progress.epoch + 1, 0
     return _report(parts, progress, meter, started, status, report, agreement)

@@ -177,17 +177,50 @@ def binary_metrics(img, targets, class_emb) -> dict[str, float]:
     }
 
 
+def _prefix(idx: torch.Tensor, n: int) -> torch.Tensor:
+    """The first n of a split's (class-interleaved) indices; n = 0: all of them."""
+    return idx[:n] if n > 0 else idx
+
+
+def _zero_shot_splits(five_img, bin_img, sets, cfg, class_embs, full: bool) -> dict:
+    """5-class (and, at a full evaluation, binary) zero-shot on the validation prefix
+    (`val_` names) and on the test half -- all of it when `full`, else its first
+    `eval.curve_items` items -- with the test items' packed correctness."""
+    five_cls, bin_cls = class_embs
+    (f_val, f_test), (b_val, b_test) = (
+        val_test_split(sets.fiveclass_targets),
+        val_test_split(sets.binary_targets),
+    )
+    f_val, b_val = _prefix(f_val, cfg.eval.val_items), _prefix(b_val, cfg.eval.val_items)
+    f_test = f_test if full else _prefix(f_test, cfg.eval.curve_items)
+    metrics: dict = {}
+    for prefix, fi, bi in (("val_", f_val, b_val), ("", f_test, b_test)):
+        split = fiveclass_metrics(five_img[fi], sets.fiveclass_targets[fi], five_cls)
+        correct = split.pop("correct")
+        if full:
+            split |= binary_metrics(bin_img[bi], sets.binary_targets[bi], bin_cls)
+        if prefix:  # counts are the same kind of fact on both halves: reported once
+            split = {k: v for k, v in split.items() if not k.endswith(("_n_pos", "_n_neg"))}
+        metrics |= {prefix + k: v for k, v in split.items()}
+    metrics["zeroshot_n"] = len(f_test)
+    packed = items.pack(correct.numpy())
+    if packed is not None:  # too many items for one cell: the analysis resamples seeds only
+        metrics["zeroshot_items"] = packed
+    return metrics
+
+
 @torch.no_grad()
-def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -> dict:
+def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True, full=True) -> dict:
     """Every evaluation metric of DESIGN.md for `model` on `sets` (a benchmark.EvalSets).
 
     `prompts` = (five_class_prompts [C][P], binary_prompts [2][P]) strings, class-major.
     The 5-class and binary sets are split (benchmark.val_test_split) into a validation
-    half, reported as `val_<name>` (what searchers and selection read), and a held-out
-    test half, reported under the plain names (what tables and frontiers report), with
-    `zeroshot_items`, the test items' correctness packed (medflip.items) for the
-    analysis' item bootstrap. Retrieval uses the test half's images; the probe has its
-    own train and test sets.
+    half, reported as `val_<name>` (what searchers and selection read; its first
+    `eval.val_items`), and a held-out test half, reported under the plain names (what
+    tables and frontiers report), with `zeroshot_items`, the test items' correctness
+    packed (medflip.items) for the analysis' item bootstrap. Retrieval uses the test
+    half's images; the probe has its own train and test sets. `full=False` (a curve point
+    under `eval.curve_items`) scores only 5-class zero-shot on a prefix of each half.
     """
     was_training = model.training
     model.eval()
@@ -201,30 +234,43 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -
     five, binary = prompts
     five_cls = class_embeddings(enc_txt([p for ps in five for p in ps]), len(five[0]))
     bin_cls = class_embeddings(enc_txt([p for ps in binary for p in ps]), len(binary[0]))
-    five_img, bin_img = enc_img(sets.fiveclass_images), enc_img(sets.binary_images)
-    metrics: dict = {}
-    (f_val, f_test), (b_val, b_test) = (
-        val_test_split(sets.fiveclass_targets),
-        val_test_split(sets.binary_targets),
+    five_img = _encode_used(enc_img, sets.fiveclass_images, sets.fiveclass_targets, cfg, full)
+    bin_img = _encode_used(enc_img, sets.binary_images, sets.binary_targets, cfg) if full else None
+    metrics = _zero_shot_splits(five_img, bin_img, sets, cfg, (five_cls, bin_cls), full)
+    if full:
+        metrics |= _retrieval_and_probe(enc_img, enc_txt, five_img, sets, len(five), probe)
+    model.train(was_training)
+    return metrics
+
+
+def _encode_used(enc_img, images, targets, cfg, full: bool = True) -> torch.Tensor:
+    """[N, D] embeddings of a split set's images; rows no split uses at this evaluation stay
+    zero (a curve point encodes only its prefixes: its cost is what it scores)."""
+    if full and cfg.eval.val_items == 0:
+        return enc_img(images)
+    val, test = val_test_split(targets)
+    val, test = (
+        _prefix(val, cfg.eval.val_items),
+        test if full else _prefix(test, cfg.eval.curve_items),
     )
-    for prefix, fi, bi in (("val_", f_val, b_val), ("", f_test, b_test)):
-        split = fiveclass_metrics(five_img[fi], sets.fiveclass_targets[fi], five_cls)
-        correct = split.pop("correct")
-        split |= binary_metrics(bin_img[bi], sets.binary_targets[bi], bin_cls)
-        if prefix:  # counts are the same kind of fact on both halves: reported once
-            split = {k: v for k, v in split.items() if not k.endswith(("_n_pos", "_n_neg"))}
-        metrics |= {prefix + k: v for k, v in split.items()}
-    packed = items.pack(correct.numpy())
-    if packed is not None:  # too many items for one cell: the analysis resamples seeds only
-        metrics["zeroshot_items"] = packed
-    retrieval_img = five_img if sets.retrieval_images is sets.fiveclass_images else None
-    if retrieval_img is None:
-        retrieval_img, r_test = enc_img(sets.retrieval_images), slice(None)
+    used = torch.cat([val, test])
+    emb = enc_img(images[used])  # [U, D]
+    out = torch.zeros(len(targets), emb.shape[1])
+    out[used] = emb
+    return out
+
+
+def _retrieval_and_probe(enc_img, enc_txt, five_img, sets, num_classes, probe) -> dict:
+    """Retrieval Precision@K (test half of the 5x200 images, unless the sets bring their own
+    pool) and the linear probe (NaN when off): full evaluations only."""
+    if sets.retrieval_images is sets.fiveclass_images:
+        retrieval_img = five_img[val_test_split(sets.fiveclass_targets)[1]]
+        retrieval_cls = sets.retrieval_image_classes[val_test_split(sets.fiveclass_targets)[1]]
     else:
-        r_test = f_test
-    metrics |= _retrieval_metrics(
-        retrieval_img[r_test],
-        sets.retrieval_image_classes[r_test],
+        retrieval_img, retrieval_cls = enc_img(sets.retrieval_images), sets.retrieval_image_classes
+    metrics = _retrieval_metrics(
+        retrieval_img,
+        retrieval_cls,
         enc_txt(sets.retrieval_sentences),
         sets.retrieval_sentence_classes,
     )
@@ -234,10 +280,9 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True) -
             sets.probe_train_targets,
             enc_img(sets.probe_test_images),
             sets.probe_test_targets,
-            num_classes=len(five),
+            num_classes=num_classes,
         )
         if probe
         else math.nan
     )
-    model.train(was_training)
     return metrics

@@ -55,6 +55,7 @@ _EVAL_EXTRA: dict[str, type] = {
     "zeroshot_binary_n_pos": int,
     "zeroshot_binary_n_neg": int,
     "zeroshot_items": str,  # medflip.items: packed per-item correctness, test half
+    "zeroshot_n": int,  # test items scored (a curve point under eval.curve_items: fewer)
     **{
         f"val_{k}": float
         for k in ("zeroshot_acc", "zeroshot_f1", "zeroshot_binary_acc")

@@ -18,6 +18,7 @@ SAFE_TO_CHANGE: dict[str, str] = {
     "optim.time_budget_s": "a budget: extends (or ends) the same run; the rows record it",
     "optim.max_steps": "a budget: extends (or ends) the same run; the rows record it",
     "eval.every_steps": "when to evaluate and checkpoint, not how to train",
+    "eval.every_s": "when to evaluate and checkpoint, not how to train",
 }
 
 

@@ -102,7 +102,8 @@ class RunParts:
                 return
             yield batch, time.perf_counter() - t0
 
-    def evaluate(self) -> dict[str, float]:
+    def evaluate(self, full: bool = True) -> dict[str, float]:
+        """Evaluation metrics; `full=False` is a cheap curve point (eval.curve_items)."""
         sets = benchmark.build_eval_sets(self.cfg)
         prompts = benchmark.eval_prompts(self.cfg)
         return evaluation.evaluate(
@@ -113,6 +114,7 @@ class RunParts:
             self.device,
             prompts,
             probe=self.cfg.eval.probe,
+            full=full,
         )
 
 

@@ -7,8 +7,9 @@ import shutil
 import pytest
 import torch
 
-from medflip import checkpoint, engine, schedule, variants
+from medflip import checkpoint, engine, items, schedule, variants
 from medflip.config import apply_overrides
+from medflip.data import benchmark
 
 DESIGN_METRICS = (
     "step samples_seen train_time_s wall_time_s device_hours device_type throughput loss "
@@ -75,9 +76,33 @@ def test_eval_cadence_on_training_seconds_gives_at_least_8_points():
     cfg = apply_overrides(variants.get("tiny"), {"optim.time_budget_s": 100.0})
     assert engine.eval_every_s(cfg) == 10.0  # a tenth of the budget
     assert engine.eval_every_s(apply_overrides(cfg, {"eval.every_s": 3.0})) == 3.0
-    progress = checkpoint.Progress(step=5, train_time_s=10.5)
-    assert engine._eval_due(progress, (3, 0.4), cfg)  # 10.1 s since the last: due
-    assert not engine._eval_due(progress, (3, 1.0), cfg)
+    cfg = apply_overrides(cfg, {"mask.image_ratio": 0.0})  # no tuning phase here
+    cadence = engine._Cadence(checkpoint.Progress(step=3, train_time_s=0.4), cfg)
+    assert cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))  # 10.1 s later: due
+    cadence.mark(checkpoint.Progress(step=3, train_time_s=1.0))
+    assert not cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))
+
+
+def test_curve_points_are_cheap_and_the_last_evaluation_is_full_and_tuning_gets_a_before():
+    """eval.curve_items: the running reports score that many test items (5-class only);
+    the final report scores the whole test half with binary and retrieval; an evaluation
+    lands just before FLIP's unmasked tuning starts (step 15 of 20 at share 0.25) with
+    eval.before_tuning."""
+    cfg = tiny(**{"mask.image_ratio": 0.5, "mask.unmasked_tune_share": 0.25})
+    cfg = apply_overrides(
+        cfg, {"eval.curve_items": 10, "eval.val_items": 5, "eval.before_tuning": True}
+    )
+    reports = []
+    engine.fit(cfg, report=lambda m, c: reports.append(dict(m)))
+    assert [r["step"] for r in reports] == [10, 15, 20]
+    assert schedule.unmasked(15, 0.0, cfg) and not schedule.unmasked(14, 0.0, cfg)
+    test_half = len(benchmark.val_test_split(benchmark.build_eval_sets(cfg).fiveclass_targets)[1])
+    for r in reports[:2]:
+        assert r["zeroshot_n"] == 10 and len(items.unpack(r["zeroshot_items"])) == 10
+        assert "zeroshot_binary_auroc" not in r and "retrieval_i2t_p1" not in r
+    final = reports[-1]
+    assert final["zeroshot_n"] == test_half > 10 and "retrieval_i2t_p1" in final
+    assert final["zeroshot_binary_n_pos"] + final["zeroshot_binary_n_neg"] > 0
 
 
 def test_fit_reports_every_metric_and_a_checkpoint(tmp_path):

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from medflip import evaluate as ev
 from medflip import items, results, variants
+from medflip.config import apply_overrides
 from medflip.data import benchmark
 from medflip.data.benchmark import val_test_split
 from medflip.data.dataset import build_tokenizer
@@ -140,3 +141,37 @@ def test_evaluate_reports_val_and_test_from_disjoint_halves(tiny_eval):
     assert n_bin == len(val_test_split(sets.binary_targets)[1])
     assert 0 <= got["zeroshot_binary_auroc"] <= 1 and "val_zeroshot_binary_bacc" in got
     assert set(got) <= set(results.METRICS)  # every name lands in a results column
+
+
+def test_split_prefixes_are_class_balanced():
+    targets = torch.tensor([c for c in (0, 1, 2, 3, 4) for _ in range(40)])[torch.randperm(200)]
+    for half in val_test_split(targets):
+        for n in (5, 10, 35, 100):
+            assert torch.bincount(targets[half[:n]], minlength=5).tolist() == [n // 5] * 5
+
+
+def test_a_curve_point_scores_a_prefix_of_each_half_item_for_item_with_the_full(tiny_eval):
+    cfg, tok, model, sets, prompts, full = tiny_eval
+    light_cfg = apply_overrides(cfg, {"eval.curve_items": 10, "eval.val_items": 5})
+    cpu = torch.device("cpu")
+    light = ev.evaluate(model, tok, sets, light_cfg, cpu, prompts, probe=False, full=False)
+    bits, full_bits = items.unpack(light["zeroshot_items"]), items.unpack(full["zeroshot_items"])
+    assert len(bits) == light["zeroshot_n"] == 10 and (bits == full_bits[:10]).all()
+    assert light["zeroshot_acc"] == pytest.approx(full_bits[:10].mean())
+    assert "zeroshot_binary_acc" not in light and "retrieval_t2i_p1" not in light
+    # the validation prefix, recomputed from embeddings of those five images alone
+    model.eval()
+    five = prompts[0]
+    texts = ev.encode_texts(
+        model, tok, [p for ps in five for p in ps], cfg.data.max_text_len, 64, cpu, "fp32"
+    )
+    val = val_test_split(sets.fiveclass_targets)[0][:5]
+    img = ev.encode_images(model, sets.fiveclass_images[val], 64, cpu, "fp32")
+    pred = (img @ ev.class_embeddings(texts, len(five[0])).T).argmax(1)
+    want = (pred == sets.fiveclass_targets[val]).float().mean().item()
+    assert light["val_zeroshot_acc"] == pytest.approx(want, abs=1e-6)
+    # a full evaluation with val_items scores the whole test half but the same val prefix
+    both = ev.evaluate(model, tok, sets, light_cfg, cpu, prompts, probe=False, full=True)
+    assert both["zeroshot_n"] == full["zeroshot_n"] and both["zeroshot_acc"] == full["zeroshot_acc"]
+    assert both["val_zeroshot_acc"] == pytest.approx(want, abs=1e-6)
+    assert both["retrieval_t2i_p1"] == full["retrieval_t2i_p1"]

@@ -296,6 +296,9 @@ def val_test_split(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(validation indices, test indices) of a class-balanced set: alternate items of each
     class, so the halves are disjoint, the same size per class and fixed by the set.
 
+    Each half is in class-interleaved order (the first item of every class, then the second
+    ...), so every prefix of C items per round is class-balanced: cheap curve points score a
+    prefix (`eval.curve_items`, `eval.val_items`) and pair item by item with full ones.
     Selection (searchers, schedulers, the checkpoint an analysis picks) reads the
     validation half; everything reported is measured on the test half.
     """
@@ -303,8 +306,8 @@ def val_test_split(targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     for c in targets.unique():
         where = (targets == c).nonzero().squeeze(1)
         rank[where] = torch.arange(len(where))
-    val = (rank % 2 == 0).nonzero().squeeze(1)
-    return val, (rank % 2 == 1).nonzero().squeeze(1)
+    order = torch.argsort(rank * (int(targets.max()) + 1) + targets, stable=True)  # [N]
+    return order[rank[order] % 2 == 0], order[rank[order] % 2 == 1]
 
 
 def build_eval_sets(cfg: Config) -> EvalSets:
