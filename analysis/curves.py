@@ -47,13 +47,21 @@ def held_values(val: np.ndarray, test: np.ndarray) -> np.ndarray:
     return np.where(where >= 0, test[np.clip(where, 0, None)], np.nan)
 
 
+def latest_values(test: np.ndarray) -> np.ndarray:
+    """[R] the latest test value at each report, as measured (no selection); NaN before
+    the first evaluation."""
+    where = np.maximum.accumulate(np.where(~np.isnan(test), np.arange(len(test)), -1))
+    return np.where(where >= 0, test[np.clip(where, 0, None)], np.nan)
+
+
 def trials(
     df: pd.DataFrame, x: str, y: str, by: str | None, select: str | None = None
 ) -> list[Trial]:
     """Trials (by experiment and trial_id) from a results frame; rows without x are skipped.
 
     `best` is the reported curve: `y` of the checkpoint best on `select` so far (default
-    `y` itself, i.e. selection on the reported split: pass the validation column).
+    `y` itself, i.e. selection on the reported split: pass the validation column), or
+    "latest": each report's latest test value as measured (paired.LATEST).
     One sort, then array slices per trial (a DataFrame per trial: ~1 ms each).
     """
     select = select or y
@@ -61,7 +69,8 @@ def trials(
     where = df.groupby(["experiment", "trial_id"], sort=True).indices  # key -> positions
     xs_all = df[x].to_numpy(dtype=float, na_value=np.nan)  # [N]
     ys_all = df[y].to_numpy(dtype=float, na_value=np.nan)
-    sel_all = df[select].to_numpy(dtype=float, na_value=np.nan)
+    latest = select == "latest"
+    sel_all = None if latest else df[select].to_numpy(dtype=float, na_value=np.nan)
     status_all, status_na = df["status"].to_numpy(dtype=object), df["status"].isna().to_numpy()
     keys = sorted(where)
     last = df.iloc[[where[k][-1] for k in keys]]  # each trial's last report
@@ -79,7 +88,9 @@ def trials(
                 seed=int(last["seed"].iloc[i]),
                 status=str(status_all[stated[-1]]) if len(stated) else "running",
                 x=xs,
-                best=held_values(sel_all[idx], ys_all[idx]),
+                best=latest_values(ys_all[idx])
+                if latest
+                else held_values(sel_all[idx], ys_all[idx]),
             )
         )
     return out

@@ -3,7 +3,8 @@
     python analysis/frontier.py [RUN_DIR or results.parquet ...] [--by mask.image_ratio]
 
 Per group of `--by`: each trial's curve is the held-out test `--y` of the checkpoint
-selected on `val_<y>` so far (never a running maximum over test evaluations); the group's
+selected on `val_<y>` so far, or (`--select latest`) of its latest evaluation as measured
+-- never a running maximum over test evaluations; the group's
 curve is the mean over seeds with a 95% paired bootstrap band over test items and seeds
 (analysis/paired.py). Against the baseline group: the speedup to a target, the accuracy
 at equal time (the baseline's budget) with its paired difference and P(improvement), and
@@ -78,6 +79,7 @@ def _analyse(
     n_boot: int = 1000,
     seed: int = 0,
     ref_y: float | None = None,
+    select: str = "auto",
 ) -> dict:
     """The whole frontier analysis of a results frame (one device type).
 
@@ -90,25 +92,55 @@ def _analyse(
     """
     for name, flag in ((x, "--x"), (y, "--y")):
         common.require_metric(df, name, flag)
-    select = paired.selection_column(df, y)
+    select = paired.selection_column(df, y, select)
     trials = curves.trials(df, x, y, by, select=select)
     levels = common.sorted_levels((t.group for t in trials), by)
     base_level = common.pick_baseline(levels, baseline)
-    all_runs = paired.runs(df, trials, x, y)
+    all_runs = paired.runs(df, trials, x, y, select)
     groups = {lv: [r for r in all_runs if r.trial.group == lv] for lv in levels}
-    budget = float(np.median([r.trial.final_x for r in groups[base_level]]))
+    budget, budget_rule = equal_time_budget(df, x, groups, base_level)
     ref = (max(t.final_x for t in trials), common.CHANCE.get(y, 0.0) if ref_y is None else ref_y)
     grid = _grid(trials, budget)
     cmp = paired.compare(groups, base_level, grid, budget, target, ref, n_boot, seed)
     summary = _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed)
     summary["target_from"] = "given" if target is not None else "baseline's accuracy at its budget"
     summary["selected_on"] = select
+    summary["test_items"] = _test_items(df, y)
+    summary["budget_rule"] = budget_rule
     summary["cost"] = true_cost(df, trials, summary)
     return {
         "summary": summary,
         "curves": _curves_frame(cmp["groups"], grid),
         "trials": _trials_frame(trials, cmp["target"], budget),
     }
+
+
+def _test_items(df: pd.DataFrame, y: str) -> str:
+    """How many test items each evaluation scored ('' when the table does not say)."""
+    if y != "zeroshot_acc" or "zeroshot_n" not in df:
+        return ""
+    ns = sorted(int(n) for n in df["zeroshot_n"].dropna().unique())
+    if len(ns) == 2:
+        return f"{ns[0]} at curve points (eval.curve_items), {ns[1]} at each trial's last"
+    return ", ".join(map(str, ns))
+
+
+def equal_time_budget(df: pd.DataFrame, x: str, groups: dict, base_level) -> tuple[float, str]:
+    """The cost at which arms are compared ("at equal time").
+
+    When every trial ran the same `optim.time_budget_s` on the training-time axis, each
+    stops at its first step past it, so final costs spread over one step time (a masked
+    step is shorter): the budget is the latest final cost, so every run's final
+    evaluation counts (the baseline gets at most one step more: conservative). Otherwise
+    the baseline's median final cost. Returns (budget, the rule in words).
+    """
+    nominal = df["optim.time_budget_s"].dropna().unique() if "optim.time_budget_s" in df else []
+    finals = [r.trial.final_x for arm in groups.values() for r in arm if len(r.x)]
+    if x == "train_time_s" and len(nominal) == 1 and nominal[0] > 0 and min(finals) >= nominal[0]:
+        rule = f"the latest final cost of trials all budgeted {nominal[0]:g} training s"
+        return float(max(finals)), rule
+    median = float(np.median([r.trial.final_x for r in groups[base_level]]))
+    return median, "the baseline's median final cost"
 
 
 def true_cost(df: pd.DataFrame, trials: list[curves.Trial], summary: dict) -> dict:
@@ -234,6 +266,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="accuracy for the speedup (default: the baseline's median final accuracy)",
     )
     p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
+    p.add_argument(
+        "--select",
+        default="auto",
+        choices=("auto", "val", "latest"),
+        help="checkpoint each trial holds: best on val_<y> so far (val), its latest "
+        "evaluation as measured (latest), or val when the table has it (auto, default)",
+    )
     common.add_row_filters(p)
     p.add_argument(
         "--ref-y",
@@ -274,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         n_boot=args.bootstrap,
         seed=args.seed,
         ref_y=args.ref_y,
+        select=args.select,
     )
     print(
         f"curves, speedups and hypervolumes ({args.bootstrap} bootstrap resamples) "

@@ -151,12 +151,16 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
     )
     sel = summary["selected_on"]
     split = (
-        f"the checkpoint each trial holds is the best on `{sel}` (validation half) so far; "
-        f"every number below is that checkpoint's `{summary['y']}` on the held-out test half"
-        if sel != summary["y"]
-        else f"these results have no validation metric: checkpoints are selected on "
-        f"`{summary['y']}` itself (optimistic; newer runs report val_* for selection)"
+        f"each trial's latest evaluation, as measured (no checkpoint selection); every "
+        f"number below is its `{summary['y']}` on the held-out test half"
+        if sel == paired.LATEST
+        else f"the checkpoint each trial holds is the best on `{sel}` (validation half) so "
+        f"far; every number below is that checkpoint's `{summary['y']}` on the held-out "
+        "test half"
     )
+    n_items = summary.get("test_items")
+    if n_items:
+        split += f"; test items scored: {n_items}"
     failed = trials["status"].isin(("diverged", "failed"))
     lines = [
         f"# {y_label} vs {x_label}",
@@ -170,7 +174,7 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
         f"- target {summary['y']} = {common.fmt(summary['target'], '.4f')} ({how}); "
         "speedup = the baseline's time for its mean-over-seeds curve to reach it / the "
         "group's; `reached` = seeds whose own curve reaches it (diverged/failed never do)",
-        f"- accuracy at equal time: at the baseline's median final cost "
+        f"- accuracy at equal time: at {summary.get('budget_rule', 'the budget')} "
         f"({common.fmt(summary['budget'], '.4g')} {x_label}), mean over seeds; the "
         "difference is paired (same test items, same seeds); P(improvement) = P(a seed of "
         "the group beats a seed of the baseline) (rliable)",

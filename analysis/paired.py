@@ -37,7 +37,9 @@ class Run:
     x: np.ndarray  # [R] cost at each evaluation
     test: np.ndarray  # [R] the reported (test) metric
     sel: np.ndarray  # [R] index of the checkpoint held at each evaluation (val-selected)
-    correct: np.ndarray | None  # [R, N] per-item test correctness, or None
+    # [R, N] per-item test correctness (1/0); NaN past a curve point's prefix
+    # (eval.curve_items: cheap points score the first items of the full set), or None
+    correct: np.ndarray | None
 
 
 def held(val: np.ndarray) -> np.ndarray:
@@ -48,24 +50,44 @@ def held(val: np.ndarray) -> np.ndarray:
     return np.maximum.accumulate(np.where(record, np.arange(len(val)), 0)).astype(int)
 
 
-def selection_column(df: pd.DataFrame, y: str) -> str:
-    """`val_<y>` when the table has it; else `y` itself (older tables: selected on test)."""
+LATEST = "latest"  # no selection: each trial's latest evaluation, as measured
+
+
+def selection_column(df: pd.DataFrame, y: str, select: str = "auto") -> str:
+    """What picks the held checkpoint: `val_<y>` (select "val", or "auto" when the table
+    has it), else LATEST (select "latest", or "auto" without a validation metric). Never
+    `y` itself: a running maximum over test evaluations is optimistic."""
     val = f"val_{y}"
-    return val if val in df and df[val].notna().any() else y
+    has_val = val in df and df[val].notna().any()
+    if select == "val" and not has_val:
+        raise ValueError(f"--select val: the results have no {val} column")
+    return val if has_val and select != LATEST else LATEST
 
 
-def runs(df: pd.DataFrame, trials: list[curves.Trial], x: str, y: str) -> list[Run]:
-    """The Run of each trial (same order), selecting on `selection_column(df, y)`.
+def _padded(cells) -> np.ndarray:
+    """[R, N] float correctness from packed cells of possibly different lengths (a curve
+    point's prefix and the full set): NaN where a cell has no item."""
+    rows = [packed_items.unpack(c) for c in cells]
+    out = np.full((len(rows), max(len(r) for r in rows)), np.nan)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def runs(
+    df: pd.DataFrame, trials: list[curves.Trial], x: str, y: str, select: str = "auto"
+) -> list[Run]:
+    """The Run of each trial (same order), selecting on `selection_column(df, y, select)`.
 
     One sort and one pass of array slices: a DataFrame per trial cost ~1 ms each (10 s at
     10,000 trials)."""
-    sel_col, item_col = selection_column(df, y), ITEMS.get(y)
+    sel_col, item_col = selection_column(df, y, select), ITEMS.get(y)
     rows = df[df[y].notna() & df[x].notna()]
     rows = rows.sort_values(["experiment", "trial_id", "step"], kind="stable")
     where = rows.groupby(["experiment", "trial_id"], sort=False).indices  # key -> positions
     xs_all = rows[x].to_numpy(dtype=float)  # [N]
     test_all = rows[y].to_numpy(dtype=float)
-    val_all = rows[sel_col].to_numpy(dtype=float, na_value=np.nan)
+    val_all = None if sel_col == LATEST else rows[sel_col].to_numpy(dtype=float, na_value=np.nan)
     packed = rows[item_col].to_numpy(dtype=object) if item_col in rows else None
     none = np.array([], dtype=int)
     out = []
@@ -73,18 +95,20 @@ def runs(df: pd.DataFrame, trials: list[curves.Trial], x: str, y: str) -> list[R
         idx = where.get((t.experiment, t.trial_id), none)
         correct = None
         if packed is not None and len(idx) and not pd.isna(packed[idx]).any():
-            correct = np.stack([packed_items.unpack(s) for s in packed[idx]])  # [R, N]
+            correct = _padded(packed[idx])  # [R, N]
         xs = np.maximum.accumulate(xs_all[idx]) if len(idx) else xs_all[idx]
-        out.append(Run(t, xs, test_all[idx], held(val_all[idx]), correct))
+        sel = np.arange(len(idx)) if val_all is None else held(val_all[idx])
+        out.append(Run(t, xs, test_all[idx], sel, correct))
     return out
 
 
 def item_weights(rng, runs_: list[Run], n_boot: int) -> np.ndarray | None:
-    """[B, N] multinomial item counts shared by every run, or None (no items to resample)."""
+    """[B, N] multinomial item counts shared by every run, or None (no items to resample).
+    N is the largest set scored; a run scored on a prefix uses the first columns."""
     sizes = {r.correct.shape[1] for r in runs_ if r.correct is not None}
-    if len(sizes) != 1 or any(r.correct is None for r in runs_ if len(r.x)):
+    if not sizes or any(r.correct is None for r in runs_ if len(r.x)):
         return None
-    n = sizes.pop()
+    n = max(sizes)
     return rng.multinomial(n, np.full(n, 1 / n), size=n_boot).astype(float) / n
 
 
@@ -94,7 +118,11 @@ def reported(run: Run, weights: np.ndarray | None) -> np.ndarray:
         return np.full((1 if weights is None else len(weights), 0), np.nan)
     if weights is None or run.correct is None:
         return run.test[run.sel][None, :]
-    return (weights @ run.correct.T.astype(float))[:, run.sel]  # [B, R]
+    c = run.correct  # [R, n], NaN past a prefix
+    w = weights[:, : c.shape[1]]  # [B, n]: the same items' weights as every other run's
+    num, den = w @ np.nan_to_num(c).T, w @ (~np.isnan(c)).T  # [B, R]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw without the prefix: NaN
+        return (num / den)[:, run.sel]
 
 
 def on_grid(

@@ -102,7 +102,8 @@ def frontier_figure(
     sel = summary.get("selected_on", summary["y"])
     ax.set_title(
         f"{y_label} vs {x_label}; device: {devices}\n"
-        f"checkpoint selected on {sel}; mean over seeds, 95% paired bootstrap band",
+        f"{'latest evaluation' if sel == 'latest' else f'checkpoint selected on {sel}'}; "
+        "mean over seeds, 95% paired bootstrap band",
         fontsize=11,
     )
     ax.legend(

@@ -46,8 +46,14 @@ def test_hypervolume_of_a_known_staircase():
     assert curves.hypervolume(cost, acc, (5, 0.2)) == pytest.approx(2.0)
     stairs = np.array([[0.5, 0.7, 0.9], [0.2, 0.2, 0.2]])  # vectorised; a flat chance line adds 0
     np.testing.assert_allclose(curves.staircase_area([1, 2, 4], stairs, (5, 0.2)), [2.0, 0.0])
-    # A trial whose best-so-far is that staircase, ending at 5 (the reference cost).
+    # A trial ending at 5 (the reference cost). Without a validation metric its curve is
+    # each latest evaluation as measured: .3 + .5 + .4 + .7 = 1.9 (no running maximum).
     one = tables.table(tables.trial([1, 2, 3, 4, 5], [0.5, 0.7, 0.6, 0.9, 0.9]))
+    latest = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
+    assert latest["selected_on"] == "latest"
+    assert latest["groups"]["all"]["hypervolume"] == pytest.approx(1.9)
+    # Selected on a validation metric equal to it, the held checkpoint is the staircase.
+    one["val_zeroshot_acc"] = one["zeroshot_acc"]
     out = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
     assert out["reference_point"] == [5.0, 0.2]
     assert out["groups"]["all"]["hypervolume"] == pytest.approx(2.0)
@@ -206,8 +212,9 @@ def test_cli_writes_every_output(tmp_path):
     curves_csv = pd.read_csv(out / "frontier.csv")
     assert list(curves_csv.columns[:5]) == ["group", "x", "median", "lo", "hi"]
     md = (out / "summary.md").read_text()
-    assert "| 0.5 |" in md and "held-out test" not in md  # tables.sweep has no val_* column
-    assert "selected on `zeroshot_acc` itself" in md and "no per-item results" in md
+    # tables.sweep has no val_* column: each trial's latest evaluation, as measured
+    assert "| 0.5 |" in md and "latest evaluation, as measured" in md
+    assert "no per-item results" in md
     assert "mask.image_ratio=0.25 vs 0: does not reach the target" in md
     assert "## What it cost" in md
 
