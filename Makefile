@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	# A second `make demo` resumes (and so keeps) the first one's sweep instead of failing.
 	$(PY) sweeps/demo.py --name demo --seeds 3 --max-concurrent 2 --cpus-per-worker 1 $$(test -d runs/demo && echo --resume)
-	$(PY) analysis/frontier.py runs/demo --by mask.image_ratio --out runs/demo/analysis
+	$(PY) analysis/frontier.py runs/demo --by mask.image_ratio --select latest --out runs/demo/analysis
 
 # The whole suite, slow tests included (what CI runs).
 test: $(STAMP)
