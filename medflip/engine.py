@@ -217,8 +217,11 @@ class _Cadence:
             return True
         if not self.tuning and unmasked(progress.step, progress.train_time_s, self.cfg):
             return True  # the next step is the first unmasked one
+        # On a fixed grid of training seconds (k x every_s), not every_s after the last one:
+        # a step past each mark does not push the next later, so a budget of n x every_s
+        # gets n points (the last is the final evaluation).
         every_s = eval_every_s(self.cfg)
-        return every_s > 0 and progress.train_time_s - self.time_s >= every_s
+        return every_s > 0 and progress.train_time_s // every_s > self.time_s // every_s
 
 
 def eval_every_s(cfg: Config) -> float:

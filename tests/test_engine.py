@@ -78,9 +78,21 @@ def test_eval_cadence_on_training_seconds_gives_at_least_8_points():
     assert engine.eval_every_s(apply_overrides(cfg, {"eval.every_s": 3.0})) == 3.0
     cfg = apply_overrides(cfg, {"mask.image_ratio": 0.0})  # no tuning phase here
     cadence = engine._Cadence(checkpoint.Progress(step=3, train_time_s=0.4), cfg)
-    assert cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))  # 10.1 s later: due
-    cadence.mark(checkpoint.Progress(step=3, train_time_s=1.0))
-    assert not cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))
+    assert not cadence.due(checkpoint.Progress(step=5, train_time_s=9.9))
+    assert cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))  # past the 10 s mark
+    cadence.mark(checkpoint.Progress(step=5, train_time_s=10.5))
+    assert not cadence.due(checkpoint.Progress(step=7, train_time_s=19.9))
+    assert cadence.due(checkpoint.Progress(step=7, train_time_s=20.1))  # 9.6 s later: the grid
+    # Steps of 3.7 s to a 100 s budget: one evaluation past each of the marks 10 ... 90,
+    # then the final one: 10 points on a 100 s budget.
+    cadence, times, t = engine._Cadence(checkpoint.Progress(), cfg), [], 0.0
+    while t < 100.0:
+        t += 3.7
+        progress = checkpoint.Progress(step=len(times), train_time_s=t)
+        if t < 100.0 and cadence.due(progress):
+            times.append(t)
+            cadence.mark(progress)
+    assert [int(x // 10) for x in times] == list(range(1, 10))
 
 
 def test_curve_points_are_cheap_and_the_last_evaluation_is_full_and_tuning_gets_a_before():

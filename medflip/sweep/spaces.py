@@ -129,7 +129,7 @@ def joint_space(trial) -> None:
 # (1 core each) for 280 training seconds. Evaluation sized for a paired SE <= 1 point at
 # <= 10 % of training time: 1,000 test items (400 per class, half of them test) scored at
 # each trial's last evaluation; a cheap curve point every 35 s (>= 8 per curve) on the
-# first 60 of them; 50 validation items (the progress view's signal: the demo's analysis
+# first 60 of them; 20 validation items (the progress view's signal: the demo's analysis
 # reports each trial's latest evaluation, --select latest); no probe. One more curve point
 # just before unmasked tuning shows what the tuning adds.
 DEMO = {
@@ -138,7 +138,7 @@ DEMO = {
     "eval.probe": False,
     "data.eval_per_class": 400,
     "eval.curve_items": 60,
-    "eval.val_items": 50,
+    "eval.val_items": 20,
     "eval.before_tuning": True,
 }
 
