@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import common, curves, paired
+from analysis.budgets import equal_time_budget, test_items, true_cost
 
 GRID = 256  # points of the common cost grid for the curves (plus every evaluation's cost)
 _MAX_GRID = 2048  # above this many distinct costs the grid is the even one only
@@ -105,70 +106,13 @@ def _analyse(
     summary = _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed)
     summary["target_from"] = "given" if target is not None else "baseline's accuracy at its budget"
     summary["selected_on"] = select
-    summary["test_items"] = _test_items(df, y)
+    summary["test_items"] = test_items(df, y)
     summary["budget_rule"] = budget_rule
     summary["cost"] = true_cost(df, trials, summary)
     return {
         "summary": summary,
         "curves": _curves_frame(cmp["groups"], grid),
         "trials": _trials_frame(trials, cmp["target"], budget),
-    }
-
-
-def _test_items(df: pd.DataFrame, y: str) -> str:
-    """How many test items each evaluation scored ('' when the table does not say)."""
-    if y != "zeroshot_acc" or "zeroshot_n" not in df:
-        return ""
-    ns = sorted(int(n) for n in df["zeroshot_n"].dropna().unique())
-    if len(ns) == 2:
-        return f"{ns[0]} at curve points (eval.curve_items), {ns[1]} at each trial's last"
-    return ", ".join(map(str, ns))
-
-
-def equal_time_budget(df: pd.DataFrame, x: str, groups: dict, base_level) -> tuple[float, str]:
-    """The cost at which arms are compared ("at equal time").
-
-    When every trial ran the same `optim.time_budget_s` on the training-time axis, each
-    stops at its first step past it, so final costs spread over one step time (a masked
-    step is shorter): the budget is the latest final cost, so every run's final
-    evaluation counts (the baseline gets at most one step more: conservative). Otherwise
-    the baseline's median final cost. Returns (budget, the rule in words).
-    """
-    nominal = df["optim.time_budget_s"].dropna().unique() if "optim.time_budget_s" in df else []
-    finals = [r.trial.final_x for arm in groups.values() for r in arm if len(r.x)]
-    if x == "train_time_s" and len(nominal) == 1 and nominal[0] > 0 and min(finals) >= nominal[0]:
-        rule = f"the latest final cost of trials all budgeted {nominal[0]:g} training s"
-        return float(max(finals)), rule
-    median = float(np.median([r.trial.final_x for r in groups[base_level]]))
-    return median, "the baseline's median final cost"
-
-
-def true_cost(df: pd.DataFrame, trials: list[curves.Trial], summary: dict) -> dict:
-    """What the sweep held in total (held_time_s: start-up, evaluation, retries, stopped
-    trials) next to its training time, and what the winning arm costs to train."""
-    last = df.groupby(["experiment", "trial_id"]).agg(
-        held=("held_time_s", "max"),
-        train=("train_time_s", "max"),
-        dev=("device_hours", "max"),
-        workers=("num_workers", "max"),
-    )
-    per_s = (last["dev"] / last["train"]).where(last["train"] > 0)  # device-hours per second
-    per_s = per_s.fillna(last["workers"].astype(float).fillna(1.0) / 3600)
-    groups = summary["groups"]
-    winner = max(
-        groups,
-        key=lambda k: (
-            -np.inf if np.isnan(groups[k]["acc_at_budget"]) else groups[k]["acc_at_budget"]
-        ),
-    )
-    won = [(t.experiment, t.trial_id) for t in trials if common.label(t.group) == winner]
-    return {
-        "trials": len(last),
-        "trials_without_held": int(last["held"].isna().sum()),
-        "held_device_hours": float((last["held"] * per_s).sum(min_count=1)),
-        "train_device_hours": float(last["dev"].sum(min_count=1)),
-        "winner": winner,
-        "winner_train_device_hours": float(last.loc[won, "dev"].mean()),
     }
 
 

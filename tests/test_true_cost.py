@@ -1,4 +1,4 @@
-"""summary.md's true cost (analysis/frontier.true_cost) against sums done by hand: what the
+"""summary.md's true cost (analysis/budgets.true_cost) against sums done by hand: what the
 sweep held in total (start-up, evaluation and retries included) beside its training time,
 and what the winning arm costs to train."""
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 
 from analysis import common
-from analysis.frontier import true_cost
+from analysis.budgets import true_cost
 
 
 def test_true_cost_matches_hand_sums():
