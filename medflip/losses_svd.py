@@ -1,14 +1,15 @@
 """The SVD term of MedFLIP (eq. 6): softmax over top singular values of similarity matrices.
 
-sigma_1 comes from power iteration run without gradient, then re-evaluated as u^T S v with
-gradient. At convergence that *is* sigma_1, and its gradient u v^T is the exact derivative
+sigma_1 comes from power iteration run without gradient, as u^T S v for its singular pair
+(u, v). At convergence that *is* sigma_1, and its gradient u v^T is the exact derivative
 of a simple sigma_1 (envelope theorem) -- while staying finite when sigma_1 is repeated,
 where `torch.linalg.svdvals`' backward divides by sigma_i - sigma_j and blows up.
-The iterations (bf16 directions, one float32 evaluation, a custom backward) are in
-medflip.spectral.
+The iterations (float32 power steps, pairs that do not settle solved exactly, a custom
+backward) are in medflip.spectral.
 
-Cost (benchmarks/svd.py): N^2 (K + T) D multiply-adds per half-step for the pair form --
-the token-level term is inherently quadratic in the batch.
+Cost (benchmarks/svd.py): N^2 2 (K + T) D multiply-adds per power step for the pair form
+(N^2 K T D for a pair solved exactly) -- the token-level term is inherently quadratic in
+the batch.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ def pair_sigma1(
     text_tokens: torch.Tensor,  # [N, T, D]
     text_token_mask: torch.Tensor,  # [N, T] bool, True = real token
     iters: int = PAIR_MAX_ITERS,
+    tol: float = PAIR_TOL,
 ) -> torch.Tensor:
     """sigma_1 of every image-text token-similarity matrix, normalised: [N_img, N_txt].
 
@@ -47,11 +49,22 @@ def pair_sigma1(
     score in [0, 1] like a cosine and keeps it comparable across mask ratios (K) and text
     lengths (T_j) -- otherwise the image mask ratio would silently rescale beta.
     """
-    a = F.normalize(image_tokens.float(), dim=-1)  # [N, K, D]
-    b = F.normalize(text_tokens.float(), dim=-1) * text_token_mask[:, :, None]  # [N, T, D]
-    sigma = pair_top_sigma(a, b, text_token_mask, PAIR_TOL, iters)  # [N_i, N_j]
+    a, b = _unit_tokens(image_tokens, text_tokens, text_token_mask)
+    sigma = pair_top_sigma(a, b, text_token_mask, tol, iters)  # [N_i, N_j]
+    return _scaled(sigma, a.shape[1], text_token_mask)
+
+
+def _unit_tokens(image_tokens, text_tokens, text_token_mask):
+    """L2-normalised float32 tokens, excluded text tokens zeroed: [N, K, D], [N, T, D]."""
+    a = F.normalize(image_tokens.float(), dim=-1)
+    b = F.normalize(text_tokens.float(), dim=-1) * text_token_mask[:, :, None]
+    return a, b
+
+
+def _scaled(sigma: torch.Tensor, k: int, text_token_mask: torch.Tensor) -> torch.Tensor:
+    """sigma [N_i, N_j] / sqrt(K T_j): the score in [0, 1] (see `pair_sigma1`)."""
     lengths = text_token_mask.sum(dim=1).clamp_min(1).float()  # [N_j]
-    return sigma / (a.shape[1] * lengths[None, :]).sqrt()
+    return sigma / (k * lengths[None, :]).sqrt()
 
 
 def svd_pair_loss(
@@ -69,14 +82,14 @@ def svd_pair_loss(
     image and over images for each text; the two cross-entropies are averaged.
     """
     with torch.autocast(image_tokens.device.type, enabled=False):
-        scores = pair_sigma1(image_tokens, text_tokens, text_token_mask)  # [N, N]
-        loss = _symmetric_ce(scores / temperature)
+        a, b = _unit_tokens(image_tokens, text_tokens, text_token_mask)
+        sigma = pair_top_sigma(a, b, text_token_mask)  # [N, N]
+        loss = _symmetric_ce(_scaled(sigma, a.shape[1], text_token_mask) / temperature)
         if not with_error:
             return loss
-        # sigma_1's relative error on a fixed sample of pairs (a metric: svd_sigma_rel_err)
-        a = F.normalize(image_tokens.detach().float(), dim=-1)
-        b = F.normalize(text_tokens.detach().float(), dim=-1) * text_token_mask[:, :, None]
-        return loss, sampled_rel_error(a, b, scores)
+        # sigma_1's relative error on a fixed sample of pairs (a metric: svd_sigma_rel_err),
+        # of sigma itself: the scores are scaled, svdvals' reference is not
+        return loss, sampled_rel_error(a.detach(), b.detach(), sigma)
 
 
 def svd_spectral_loss(
