@@ -264,8 +264,8 @@ def _retrieval_and_probe(enc_img, enc_txt, five_img, sets, num_classes, probe) -
     """Retrieval Precision@K (test half of the 5x200 images, unless the sets bring their own
     pool) and the linear probe (NaN when off): full evaluations only."""
     if sets.retrieval_images is sets.fiveclass_images:
-        retrieval_img = five_img[val_test_split(sets.fiveclass_targets)[1]]
-        retrieval_cls = sets.retrieval_image_classes[val_test_split(sets.fiveclass_targets)[1]]
+        test = val_test_split(sets.fiveclass_targets)[1]
+        retrieval_img, retrieval_cls = five_img[test], sets.retrieval_image_classes[test]
     else:
         retrieval_img, retrieval_cls = enc_img(sets.retrieval_images), sets.retrieval_image_classes
     metrics = _retrieval_metrics(
