@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import ablation_format, common, curves, stats
-from medflip import results
+from medflip.results import table as results
 
 DEFAULT_METRICS = (
     "zeroshot_acc",

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medflip import config, results
+from medflip import config
+from medflip.results import table as results
 
 TIME_AXES = ("train_time_s", "wall_time_s", "device_hours")  # depend on the device
 AXIS_LABELS = {

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import curves, stats
-from medflip import items as packed_items
+from medflip.evaluation import items as packed_items
 
 ITEMS = {"zeroshot_acc": "zeroshot_items"}
 # Default target: this share of the baseline's gain over the reference (chance) at its

@@ -12,10 +12,10 @@ import time
 import torch
 
 from medflip.config import Config
-from medflip.losses import MedFLIPLoss
+from medflip.losses.contrastive import MedFLIPLoss
 from medflip.models.medflip import MedFLIP
-from medflip.run_parts import build_optimizer
-from medflip.step import StepPlan, autocast, train_step
+from medflip.training.run_parts import build_optimizer
+from medflip.training.step import StepPlan, autocast, train_step
 
 VOCAB, PAD, CLS, SEP, MASK = 2000, 0, 2, 3, 4
 
@@ -55,7 +55,7 @@ def build(cfg: Config, device: str, shared_text_pass: bool = False):
 
 
 def step_fn(parts, batch: dict, cfg: Config, image_ratio: float, text_ratio: float = 0.0):
-    """One production training step (medflip.step.train_step) as a no-argument callable."""
+    """One production training step (medflip.training.step.train_step) as a no-argument callable."""
     model, criterion, optimizer = parts
     plan = StepPlan(lr=cfg.optim.lr, image_ratio=image_ratio, text_ratio=text_ratio)
 

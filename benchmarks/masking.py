@@ -3,7 +3,7 @@
 1. Image tower forward + backward at mask ratios r in {0, .25, .5, .75, .9}, interleaved,
    median of repeats: speedup vs r = 0, and that speedup as a fraction of the ideal
    1 / (1 - r) (encoder cost proportional to visible patches).
-2. The production training step (medflip.step.train_step with the run's AdamW, param
+2. The production training step (medflip.training.step.train_step with the run's AdamW, param
    groups, clipping and precision) at r = 0 and 0.75, and at 0.75 with text masking (MLM as
    a second text pass, or sharing the contrastive pass), side by side in one run; and where
    a masked step's time goes: image tower, text tower, loss (each forward + backward) and
@@ -237,7 +237,7 @@ def main(argv=None) -> dict:
             "variant": args.variant, "batch": n, "precision": args.precision,
             "device": args.device, "threads": args.threads, "repeats": args.repeats,
             "text_lengths": args.text_lengths,
-            "step": "medflip.step.train_step", "load_before": load_before,
+            "step": "medflip.training.step.train_step", "load_before": load_before,
             "load_after": load_average(),
         },
     }  # fmt: skip

@@ -29,8 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medflip import results, variants  # noqa: E402
+from medflip import variants  # noqa: E402
 from medflip.config import apply_overrides  # noqa: E402
+from medflip.results import table as results  # noqa: E402
 from medflip.sweep import launch  # noqa: E402
 from medflip.sweep.plan import Plan, fixed_overrides, trial_points  # noqa: E402
 from medflip.sweep.spaces import Choice, get  # noqa: E402
@@ -64,7 +65,7 @@ def in_process(plan: Plan) -> list[dict]:
     """engine.fit for each trial, back to back in this process."""
     import torch
 
-    from medflip import engine
+    from medflip.training import engine
 
     torch.set_num_threads(os.cpu_count() or 1)
     base = variants.get(plan.variant)

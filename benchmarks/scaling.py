@@ -31,8 +31,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 
 def _worker(rank, world, init, out, variant, overrides, threads, device):
-    from medflip import engine, variants
+    from medflip import variants
     from medflip.config import apply_overrides
+    from medflip.training import engine
 
     torch.set_num_threads(threads)
     if device == "cuda":

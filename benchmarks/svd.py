@@ -6,7 +6,7 @@
    forward + backward on fixed token outputs is reported beside it, as a cross-check only.
    The power steps / exactly solved pairs of the term on the trained model's tokens after
    the timed steps are recorded too.
-2. sigma_1 from medflip.spectral vs `torch.linalg.svdvals` on every one of the N^2
+2. sigma_1 from medflip.losses.spectral vs `torch.linalg.svdvals` on every one of the N^2
    image-text token-similarity matrices, for two kinds of token sets: the demo model's
    real token outputs (synthetic radiographs, random token ids, freshly initialised towers:
    the tokens share a dominant direction) and near-isotropic random unit tokens of the same
@@ -57,7 +57,7 @@ def accuracy(a, b, mask, repeats: int, device: str) -> dict:
     import torch
     from common import interleaved, medians
 
-    from medflip import spectral
+    from medflip.losses import spectral
 
     a, b = unit_tokens(a, b, mask)
     ref = torch.linalg.svdvals(torch.einsum("ikd,jtd->ijkt", a, b))[..., 0]  # [N, N]
@@ -84,7 +84,7 @@ def step_share(cfg, batch, repeats, device, ratio) -> dict:
     from common import autocast, build, interleaved, medians, minima, step_fn
 
     from medflip.config import apply_overrides
-    from medflip.losses import svd_pair_loss
+    from medflip.losses.contrastive import svd_pair_loss
 
     with_svd = apply_overrides(cfg, {"loss.svd_weight": 0.1, "loss.svd_form": "pair"})
     parts = build(with_svd, device)
@@ -121,7 +121,7 @@ def trained_token_info(model, batch, device, cfg, ratio) -> dict:
     import torch
     from common import autocast
 
-    from medflip import spectral
+    from medflip.losses import spectral
 
     with torch.no_grad(), autocast(device, cfg.optim.precision):
         out = model(batch, image_ratio=ratio)
@@ -147,8 +147,9 @@ def main(argv=None) -> dict:
     import torch
     from common import build, load_average, make_batch
 
-    from medflip import spectral, variants
+    from medflip import variants
     from medflip.config import apply_overrides
+    from medflip.losses import spectral
 
     load_before = load_average()
     torch.set_num_threads(args.threads)

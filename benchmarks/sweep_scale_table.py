@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medflip import config, results, variants
+from medflip import config, variants
+from medflip.results import table as results
 
 ROOT = Path(__file__).resolve().parent.parent
 RATIOS = (0.0, 0.25, 0.5, 0.75, 0.9)

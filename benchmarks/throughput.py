@@ -1,7 +1,7 @@
 """Training throughput of a variant on one device and on all devices of a node.
 
-Pairs/s and model FLOP utilisation (MFU: medflip.flops' count of both towers over the
-device's peak) of the production step (medflip.step.train_step, the run's AdamW) at image
+Pairs/s and model FLOP utilisation (MFU: medflip.models.flops' count of both towers over the
+device's peak) of the production step (medflip.training.step.train_step, the run's AdamW) at image
 mask ratios r = 0 / 0.5 / 0.75, bf16. Each worker count runs as a real Ray Train
 `TorchTrainer` fit (DDP across the workers, rank 0 reports); `--workers 0` measures in this
 process without Ray. Options: fused AdamW, `torch.compile`, bf16 gradient all-reduce (a DDP
@@ -37,7 +37,7 @@ def _optimizer(model, cfg, fused: bool):
     param groups as torch's fused kernel."""
     import torch
 
-    from medflip.run_parts import build_optimizer
+    from medflip.training.run_parts import build_optimizer
 
     optimizer = build_optimizer(model, cfg)
     if fused:
@@ -53,9 +53,10 @@ def measure(opts: dict, wrap=None) -> dict:
     import torch
     from common import build, make_batch, sync
 
-    from medflip import flops, variants
+    from medflip import variants
     from medflip.config import apply_overrides
-    from medflip.step import StepPlan, train_step
+    from medflip.models import flops
+    from medflip.training.step import StepPlan, train_step
 
     torch.manual_seed(0)
     cfg = apply_overrides(variants.get(opts["variant"]), {"optim.precision": opts["precision"]})
@@ -190,7 +191,7 @@ def main(argv=None) -> dict:
     import torch
     from common import load_average
 
-    from medflip.step import resolve_precision
+    from medflip.training.step import resolve_precision
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no GPU visible here; use --device cpu", file=sys.stderr)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from medflip.data.layouts import SOURCES as DATA_SOURCES
-from medflip.losses import LOSS_KINDS
+from medflip.losses.contrastive import LOSS_KINDS
 
 
 class ConfigError(ValueError):
@@ -65,8 +65,8 @@ class MaskConfig:
     variant: str = "none"  # none | image | text | both (Table 3 ablation)
     image_ratio: float = 0.5  # FLIP patch dropping; the only definition lives in masking.py
     text_ratio: float = 0.15  # BERT's MLM rate
-    # FLIP's unmasked tuning (medflip/schedule.py): with image_ratio > 0 the last share of the
-    # budget runs unmasked on its own cosine from unmasked_tune_lr x optim.lr (the tail of the
+    # FLIP's unmasked tuning (training/schedule.py): with image_ratio > 0 the last share of
+    # the budget runs unmasked on its own cosine from unmasked_tune_lr x optim.lr (the tail of the
     # main cosine was < 1 % of the peak: it changed nothing). On wherever masking is studied.
     unmasked_tune_share: float = 0.05
     unmasked_tune_lr: float = 0.1
@@ -74,7 +74,7 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = "clip"  # a registered kind (medflip.losses.LOSS_KINDS): clip | medclip | medflip
+    kind: str = "clip"  # a registered kind (losses/contrastive.py LOSS_KINDS): clip|medclip|medflip
     temperature: float = 0.07  # CLIP's initial tau
     learn_temperature: bool = True
     svd_weight: float = 0.0  # beta of eq. 7; 0 disables the SVD term
@@ -140,7 +140,7 @@ CHOICES = {
     "data.source": tuple(DATA_SOURCES),  # the registry in medflip/data/registry.py
     "data.label_text": ("findings_impression", "impression"),
     "mask.variant": ("none", "image", "text", "both"),
-    "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses.py
+    "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses/contrastive.py
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("auto", "fp32", "bf16", "fp16"),
 }

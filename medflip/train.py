@@ -18,7 +18,9 @@ import os
 import shutil
 import sys
 
-from medflip import config, progress, results, resume, variants
+from medflip import config, variants
+from medflip.results import table as results
+from medflip.training import progress, resume
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -120,7 +122,7 @@ def main(argv=None) -> int:
     log = logging.getLogger("medflip")
     # The first start of a process spends most of its time importing the stack: say so.
     log.info("loading torch, timm and transformers ...")
-    from medflip import engine  # torch and the models load only once the config is valid
+    from medflip.training import engine  # torch and the models load only once the config is valid
 
     log.info(
         "building the %s corpus, tokenizer and model (variant %s); budget: %s",

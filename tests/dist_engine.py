@@ -11,8 +11,9 @@ import torch.multiprocessing as mp
 
 
 def _worker(rank, world, init, out, overrides, nan_rank, nan_step):
-    from medflip import engine, variants
+    from medflip import variants
     from medflip.config import apply_overrides
+    from medflip.training import engine
 
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)

@@ -130,7 +130,7 @@ def rel_err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def run(cases: dict = CASES, module_name: str = "medflip.losses") -> dict[str, dict]:
+def run(cases: dict = CASES, module_name: str = "medflip.losses.contrastive") -> dict[str, dict]:
     """{case: {"loss": rel err, "grad": max rel err over parameters, "loss_value": ...}}."""
     import importlib
 

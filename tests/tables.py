@@ -1,7 +1,7 @@
 """Results tables whose answers are known by hand, built with the real schema.
 
 Config columns come from `medflip.config.flatten(medflip.variants.get("demo"))`, rows from
-`medflip.results.row`, so a schema change breaks these builders, not silently the tests.
+`medflip.results.table.row`, so a schema change breaks these builders, not silently the tests.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medflip import config, results, variants
+from medflip import config, variants
+from medflip.results import table as results
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout: the CLIs' working directory
 
@@ -102,7 +103,7 @@ def noisy_trial(
     items for every arm: pairing), drawn afresh at each evaluation (the model changes); the
     validation half is n_val independent draws at the same true accuracy.
     """
-    from medflip import items
+    from medflip.evaluation import items
 
     rows = trial(xs, np.zeros(len(xs)), level=level, seed=seed, by=by, **kw)
     for row, p in zip(rows, true_acc, strict=True):

@@ -10,7 +10,7 @@ import pytest
 import tables
 
 from analysis import ablation, ablation_format, common, frontier, stats
-from medflip import results
+from medflip.results import table as results
 
 # Hand values: (variant, seed) -> final probe_acc.
 PROBE = {

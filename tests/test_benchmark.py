@@ -9,7 +9,7 @@ from fixtures_data import write_corrupt, write_csv, write_image
 
 from medflip import variants
 from medflip.config import apply_overrides
-from medflip.data import benchmark as B
+from medflip.data import eval_sets as B
 from medflip.data.corpus import IMAGE_MEAN, IMAGE_STD
 from medflip.data.labels import OBSERVATIONS, extract_labels, label_vector
 from medflip.data.prompts import (

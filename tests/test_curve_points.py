@@ -10,7 +10,7 @@ import pytest
 import tables
 
 from analysis import curves, frontier, paired
-from medflip import items
+from medflip.evaluation import items
 
 
 def _cheap_points(rows: list[dict], m: int) -> list[dict]:

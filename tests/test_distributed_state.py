@@ -5,14 +5,16 @@ import os
 import pytest
 import torch
 
-from medflip import checkpoint, losses, variants
+from medflip import variants
 from medflip.config import ConfigError, apply_overrides
 from medflip.data import tokenizer as tok
 from medflip.data.dataset import build_tokenizer
 from medflip.data.sampler import ShardedBatchSampler
-from medflip.engine import Hooks
-from medflip.run_parts import build_parts
-from medflip.step import StepPlan, train_step
+from medflip.losses import contrastive as losses
+from medflip.training import checkpoint
+from medflip.training.engine import Hooks
+from medflip.training.run_parts import build_parts
+from medflip.training.step import StepPlan, train_step
 
 
 def _global_batches(world, start, n=64, batch=8, seed=3, epoch=1):

@@ -7,9 +7,11 @@ import shutil
 import pytest
 import torch
 
-from medflip import checkpoint, engine, items, schedule, variants
+from medflip import variants
 from medflip.config import apply_overrides
-from medflip.data import benchmark
+from medflip.data import eval_sets as benchmark
+from medflip.evaluation import items
+from medflip.training import checkpoint, engine, schedule
 
 DESIGN_METRICS = (
     "step samples_seen train_time_s wall_time_s device_hours device_type throughput loss "
@@ -198,7 +200,7 @@ def test_prepare_model_hook_is_used():
 
 
 def test_auto_precision_is_bf16_only_where_native_and_rows_record_what_ran():
-    from medflip.step import native_bf16, resolve_precision
+    from medflip.training.step import native_bf16, resolve_precision
 
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for explicitly: obeyed

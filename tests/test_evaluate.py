@@ -7,13 +7,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medflip import evaluate as ev
-from medflip import items, results, variants
+from medflip import variants
 from medflip.config import apply_overrides
-from medflip.data import benchmark
-from medflip.data.benchmark import val_test_split
+from medflip.data import eval_sets as benchmark
 from medflip.data.dataset import build_tokenizer
+from medflip.data.eval_sets import val_test_split
+from medflip.evaluation import evaluate as ev
+from medflip.evaluation import items
 from medflip.models.medflip import MedFLIP
+from medflip.results import table as results
 
 
 def test_precision_at_k_matches_brute_force():

@@ -7,12 +7,13 @@ import pytest
 import torch
 from fixtures_data import make_chexpert, make_class_manifest, make_mimic, make_openi
 
-from medflip import engine, variants
+from medflip import variants
 from medflip.config import apply_overrides
 from medflip.data import dataset as D
 from medflip.data import layouts, sources
-from medflip.run_parts import build_parts
-from medflip.step import StepPlan, train_step
+from medflip.training import engine
+from medflip.training.run_parts import build_parts
+from medflip.training.step import StepPlan, train_step
 
 FIXTURES = {  # source -> writes a tree under the path, returns data.root ("" = embedded)
     "synthetic": lambda root: "",

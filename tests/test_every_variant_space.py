@@ -11,11 +11,12 @@ import math
 import pytest
 import torch
 
-from medflip import engine, variants
+from medflip import variants
 from medflip.config import apply_overrides, flatten
-from medflip.run_parts import build_parts
-from medflip.step import StepPlan, train_step
 from medflip.sweep import spaces
+from medflip.training import engine
+from medflip.training.run_parts import build_parts
+from medflip.training.step import StepPlan, train_step
 
 OBJECTIVE_GROUPS = ("loss.", "mask.")
 

@@ -1,11 +1,12 @@
-"""medflip.flops against a hand count (tiny variant) and torch's own FLOP counter."""
+"""medflip.models.flops against a hand count (tiny variant) and torch's own FLOP counter."""
 
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from medflip import flops, variants
+from medflip import variants
 from medflip.config import apply_overrides
+from medflip.models import flops
 from medflip.models.medflip import MedFLIP
 
 VOCAB, PAD, MASK = 60, 0, 4

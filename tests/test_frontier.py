@@ -10,7 +10,7 @@ import pytest
 import tables
 
 from analysis import common, curves, frontier, stats
-from medflip import results
+from medflip.results import table as results
 
 
 def test_nanmedian_matches_numpy_and_keeps_inf():

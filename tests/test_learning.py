@@ -2,8 +2,9 @@
 
 import pytest
 
-from medflip import engine, variants
+from medflip import variants
 from medflip.config import apply_overrides
+from medflip.training import engine
 
 
 def _short_run(shuffle: bool) -> dict:

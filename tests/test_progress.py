@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from medflip import progress, variants
+from medflip import variants
 from medflip.config import apply_overrides
+from medflip.training import progress
 
 
 def _cfg(**sets):

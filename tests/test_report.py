@@ -7,7 +7,7 @@ import pytest
 import tables
 
 from analysis import report
-from medflip import results
+from medflip.results import table as results
 
 
 def test_verdicts_follow_the_interval():

@@ -1,4 +1,4 @@
-"""medflip.results: the schema, atomic writes, dedup by (trial_id, step), loading."""
+"""medflip.results.table: the schema, atomic writes, dedup by (trial_id, step), loading."""
 
 import os
 import re
@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 import tables
 
-from medflip import config, results, variants
+from medflip import config, variants
+from medflip.results import table as results
 
 
 def _rows(trial_id="t1", steps=(10, 20), acc=0.5, experiment="exp"):

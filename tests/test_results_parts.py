@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import tables
 
-from medflip import results
-from medflip import results_parts as parts
+from medflip.results import parts
+from medflip.results import table as results
 
 
 def _rows(trial_id, steps, acc):

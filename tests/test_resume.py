@@ -10,10 +10,11 @@ import os
 import pandas as pd
 import pytest
 
-from medflip import config, resume, train, variants
+from medflip import config, train, variants
 from medflip.sweep import launch, settings
 from medflip.sweep.plan import TUNER_STATE
 from medflip.sweep.spaces import get
+from medflip.training import resume
 
 
 def _fake_checkpoint(out, cfg):

@@ -1,4 +1,4 @@
-"""medflip.spectral's pair sigma_1 against torch.linalg.svdvals on both kinds of token sets
+"""medflip.losses.spectral's pair sigma_1 against torch.linalg.svdvals on both kinds of token sets
 (shared direction: power steps settle; near-isotropic: pairs solved exactly), each path on
 its own, and its backward against autograd of svdvals."""
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from medflip import spectral
+from medflip.losses import spectral
 
 
 def token_sets(shared: float, n=48, k=16, t=40, d=64, seed=0):
@@ -140,7 +140,7 @@ def test_error_bound_holds_after_each_step(shared):
 
 def test_loss_error_metric_is_sigmas_error():
     # svd_sigma_rel_err: the error of sigma_1 itself, not of the scaled score
-    from medflip.losses_svd import svd_pair_loss
+    from medflip.losses.svd import svd_pair_loss
 
     a, b, mask = token_sets(1.0, n=16)
     loss, err = svd_pair_loss(a * 3, b * 2, mask, 0.07, with_error=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from medflip import results
+from medflip.results import table as results
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import os
 import pytest
 from ray.tune.experiment import Trial
 
-from medflip import results
+from medflip.results import table as results
 from medflip.sweep import recorder
 from medflip.sweep.recorder import ResultsRecorder, final_status, rebuild, reconcile
 

@@ -12,7 +12,7 @@ from medflip import variants
 from medflip.config import apply_overrides
 from medflip.data.dataset import PretrainDataset, collate
 from medflip.data.sources import load_records
-from medflip.losses import MedFLIPLoss, label_targets
+from medflip.losses.contrastive import MedFLIPLoss, label_targets
 from medflip.models.medflip import MedFLIP
 
 HAS_IMAGE = torch.tensor([True, True, False, True, False, True])  # 4 images, 6 texts
@@ -106,7 +106,7 @@ def test_identity_target_kinds_ignore_text_only_rows():
     b, m = batch(), model()
     out = m(b, image_ratio=0.0)
     loss = MedFLIPLoss(cfg("clip"))(out, b)["loss_contrastive"]
-    from medflip.losses import clip_loss
+    from medflip.losses.contrastive import clip_loss
 
     torch.testing.assert_close(loss, clip_loss(out["image_emb"], out["text_emb"][b["has_image"]],
                                                out["temperature"]))  # fmt: skip

@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from medflip import flops, variants
+from medflip import variants
+from medflip.models import flops
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 

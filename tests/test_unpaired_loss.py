@@ -5,7 +5,7 @@ import torch
 
 from medflip import variants
 from medflip.config import apply_overrides
-from medflip.losses import MedFLIPLoss, clip_loss, label_targets, medclip_loss
+from medflip.losses.contrastive import MedFLIPLoss, clip_loss, label_targets, medclip_loss
 
 N, D = 8, 16
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from medflip import variants
 from medflip.config import Config, ConfigError, apply_overrides
-from medflip.data import benchmark, layouts, sources
+from medflip.data import eval_sets as benchmark
+from medflip.data import layouts, sources
 
 
 class DataError(ConfigError):

@@ -18,7 +18,7 @@ import numpy as np
 from medflip.config import Config
 from medflip.data import layouts, sources
 from medflip.data.corpus import Corpus
-from medflip.losses import LABEL_MATCHED
+from medflip.losses.contrastive import LABEL_MATCHED
 
 log = logging.getLogger("medflip.data")
 

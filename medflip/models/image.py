@@ -18,7 +18,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from medflip.config import Config
-from medflip.masking import random_keep_indices
+from medflip.training.masking import random_keep_indices
 
 
 class ImageOutput(NamedTuple):

@@ -21,9 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from medflip.config import Config
-from medflip.masking import mask_tokens, objectives
 from medflip.models.image import ImageTower, MAEDecoder, normalized_patches
 from medflip.models.text import TextTower
+from medflip.training.masking import mask_tokens, objectives
 
 # tau is kept in [0.01, 1] (CLIP clamps logit_scale at 100, i.e. tau >= 0.01; above 1 the
 # logits lie in [-1, 1] and the softmax is nearly uniform). Widened to include the initial tau.

@@ -2,7 +2,7 @@
 
 `ResultsRecorder` appends one row per reported evaluation to
 `<experiment>/results.parquet` (a small part file per flush, folded into the base when the
-experiment ends; `medflip.results` dedups by (trial_id, step), so a trial restarted from a
+experiment ends; `medflip.results.table` dedups by (trial_id, step), so a trial restarted from a
 checkpoint re-reports its steps without duplicating them) and settles each trial's status
 when it ends: the engine's `completed` or `diverged`, `stopped` when a scheduler ended it
 early, `failed` on a Ray error.
@@ -24,8 +24,8 @@ import time
 
 from ray.tune import Callback
 
-from medflip import results
 from medflip.config import flatten
+from medflip.results import table as results
 from medflip.sweep.trial import build_config
 
 log = logging.getLogger("medflip.sweep")

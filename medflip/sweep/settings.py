@@ -3,7 +3,7 @@
 `Tuner.restore` continues every trial with the config Tune stored for it: `--set`,
 `--variant`, `--seeds` or resource flags given on resume would be ignored while `--dry-run`
 and the sweep's banner showed them. So a resume whose settings differ from the recorded
-ones is refused before Ray starts, naming each key (medflip.resume's rule, with no key
+ones is refused before Ray starts, naming each key (medflip.training.resume's rule, with no key
 safe to change: none would reach the restored trials).
 """
 
@@ -13,9 +13,10 @@ import json
 import os
 from typing import Any
 
-from medflip import resume, variants
+from medflip import variants
 from medflip.config import apply_overrides, flatten
 from medflip.sweep.plan import Plan, PlanError
+from medflip.training import resume
 
 FILENAME = "medflip_settings.json"
 

@@ -140,7 +140,7 @@ def train_fn_per_worker(config: dict) -> None:
     _quiet_report_logging()
     # Imported here: the Tune driver and the results recorder need this module, not the
     # training stack.
-    from medflip import engine
+    from medflip.training import engine
 
     cfg = build_config(config)
     ctx = ray.train.get_context()

@@ -18,7 +18,7 @@ from ray.tune.logger import JsonLoggerCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
-from medflip import results
+from medflip.results import table as results
 from medflip.sweep import cluster, raycompat
 from medflip.sweep.plan import Plan, PlanError
 from medflip.sweep.recorder import ResultsRecorder

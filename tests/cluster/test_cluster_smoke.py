@@ -18,10 +18,11 @@ from cdp_browser import visit
 from conftest import ARTIFACTS, ROOT, Sweep, free_ports, wait_for
 from leakscan import report_needles, scan
 
-from medflip import results, variants
-from medflip.data.benchmark import build_eval_sets
+from medflip import variants
 from medflip.data.dataset import train_corpus
+from medflip.data.eval_sets import build_eval_sets
 from medflip.data.prompts import prompt_corpus
+from medflip.results import table as results
 
 pytestmark = pytest.mark.slow
 

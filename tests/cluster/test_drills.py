@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, Sweep, wait_for
 
-from medflip import results
+from medflip.results import table as results
 from medflip.sweep import raycompat
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 from cdp_browser import visit
 from conftest import ARTIFACTS, ROOT, free_ports, wait_for
 
-from medflip import results
+from medflip.results import table as results
 from medflip.sweep import tuning
 
 pytestmark = pytest.mark.slow

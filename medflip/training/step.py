@@ -2,7 +2,7 @@
 
 open_clip's `train_one_epoch` / `training_forward` idea: forward under autocast, the loss,
 then backward with the grad scaler, clipping and the optimiser step, in one function. Which
-objectives a step trains (the mask ratios) is decided by `medflip.masking.ratios_for`; the
+objectives a step trains (the mask ratios) is decided by `medflip.training.masking.ratios_for`; the
 learning rate by the engine's schedule. Both arrive here as a `StepPlan`.
 """
 

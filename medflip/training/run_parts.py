@@ -13,17 +13,17 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from medflip import evaluate as evaluation
 from medflip.config import Config
-from medflip.data import benchmark
+from medflip.data import eval_sets as benchmark
 from medflip.data.controls import ShuffledReports
 from medflip.data.dataset import build_tokenizer, build_train_dataset, collate
 from medflip.data.sampler import ShardedBatchSampler
 from medflip.data.tokenizer import load_experiment_tokenizer, tokenizer_hash
-from medflip.losses import MedFLIPLoss
+from medflip.evaluation import evaluate as evaluation
+from medflip.losses.contrastive import MedFLIPLoss
 from medflip.models.medflip import MedFLIP
 
-log = logging.getLogger("medflip.engine")
+log = logging.getLogger("medflip.training.engine")
 
 
 def pick_device() -> torch.device:

@@ -13,7 +13,7 @@ import base64
 
 import numpy as np
 
-MAX_CHARS = 512  # the results' longest text cell (medflip.results.MAX_TEXT)
+MAX_CHARS = 512  # the results' longest text cell (medflip.results.table.MAX_TEXT)
 
 
 def pack(correct) -> str | None:

@@ -5,7 +5,7 @@ sigma_1 comes from power iteration run without gradient, as u^T S v for its sing
 of a simple sigma_1 (envelope theorem) -- while staying finite when sigma_1 is repeated,
 where `torch.linalg.svdvals`' backward divides by sigma_i - sigma_j and blows up.
 The iterations (float32 power steps, pairs that do not settle solved exactly, a custom
-backward) are in medflip.spectral.
+backward) are in medflip.losses.spectral.
 
 Cost (benchmarks/svd.py): N^2 2 (K + T) D multiply-adds per power step for the pair form
 (N^2 K T D for a pair solved exactly) -- the token-level term is inherently quadratic in
@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-# The power iterations live in medflip.spectral (re-exported here for existing callers).
-from medflip.spectral import (
+# The power iterations live in medflip.losses.spectral (re-exported here for existing callers).
+from medflip.losses.spectral import (
     DENSE_ITERS,
     PAIR_MAX_ITERS,
     PAIR_TOL,

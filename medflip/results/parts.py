@@ -4,7 +4,7 @@
 appended since. Each part is written atomically (temp file + `os.replace`) and numbered
 after every part and base before it, so reading the base, then the parts in `seq` order,
 and keeping the last row per (trial_id, step) gives exactly the table that rewriting it on
-every append used to give (medflip/results.py does the dedup; this module is Parquet only).
+every append used to give (medflip/results/table.py does the dedup; this module is Parquet only).
 
 Why: rewriting the table on every append costs time proportional to the table (1.2 s per
 20 rows at 100k rows): the bookkeeping of an N-trial sweep grows as N². A part costs the

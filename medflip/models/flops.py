@@ -16,7 +16,7 @@ projection H x E. T = the encoded length (the batch's longest text).
 from __future__ import annotations
 
 from medflip.config import TEXT_SIZES, Config
-from medflip.masking import num_kept
+from medflip.training.masking import num_kept
 
 MLP_RATIO = 4  # timm's ViT default (medflip.models.image.build_vit keeps it)
 

@@ -6,7 +6,7 @@ training (evaluation excluded); evaluates on a step and training-seconds cadence
 curve points may be cheap, the last evaluation is full) and then calls
 `report(metrics, checkpoint_dir)`; stops with status "diverged" on a non-finite loss.
 
-The schedule (medflip/schedule.py) follows progress = max(step / max_steps, train_time /
+The schedule (medflip/training/schedule.py) follows progress = max(step / max_steps, train_time /
 time_budget), so a time-budgeted run still anneals to zero at its budget, and ends with
 FLIP's unmasked-tuning phase when patches are dropped. Only step-limited runs are
 bit-for-bit resumable (wall time differs between attempts); a time-limited run resumes at
@@ -31,15 +31,15 @@ from dataclasses import dataclass
 
 import torch
 
-from medflip import checkpoint, distributed
-from medflip import progress as progress_text
 from medflip.config import Config, to_json
-from medflip.masking import ratios_for
-from medflip.run_parts import build_parts, device_name
-from medflip.schedule import lr_factor, unmasked
-from medflip.step import StepPlan, resolve_precision, train_step
+from medflip.training import checkpoint, distributed
+from medflip.training import progress as progress_text
+from medflip.training.masking import ratios_for
+from medflip.training.run_parts import build_parts, device_name
+from medflip.training.schedule import lr_factor, unmasked
+from medflip.training.step import StepPlan, resolve_precision, train_step
 
-log = logging.getLogger("medflip.engine")
+log = logging.getLogger("medflip.training.engine")
 Report = Callable[[dict, "str | None"], None]
 
 

@@ -11,9 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from medflip import items
-from medflip.data.benchmark import val_test_split
-from medflip.step import autocast  # the one autocast rule, as in training
+from medflip.data.eval_sets import val_test_split
+from medflip.evaluation import items
+from medflip.training.step import autocast  # the one autocast rule, as in training
 
 RETRIEVAL_KS = (1, 2, 5, 10)
 
@@ -218,7 +218,7 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True, f
     half, reported as `val_<name>` (what searchers and selection read; its first
     `eval.val_items`), and a held-out test half, reported under the plain names (what
     tables and frontiers report), with `zeroshot_items`, the test items' correctness
-    packed (medflip.items) for the analysis' item bootstrap. Retrieval uses the test
+    packed (medflip.evaluation.items) for the analysis' item bootstrap. Retrieval uses the test
     half's images; the probe has its own train and test sets. `full=False` (a curve point
     under `eval.curve_items`) scores only 5-class zero-shot on a prefix of each half.
     """

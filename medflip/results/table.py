@@ -37,7 +37,7 @@ import pandas as pd
 import pyarrow as pa
 
 from medflip import __version__, config
-from medflip import results_parts as parts
+from medflip.results import parts
 
 FILENAME = "results.parquet"
 STATUSES = ("running", "completed", "diverged", "failed", "stopped")
@@ -54,7 +54,7 @@ _EVAL_EXTRA: dict[str, type] = {
     "zeroshot_binary_auroc": float,
     "zeroshot_binary_n_pos": int,
     "zeroshot_binary_n_neg": int,
-    "zeroshot_items": str,  # medflip.items: packed per-item correctness, test half
+    "zeroshot_items": str,  # medflip.evaluation.items: packed per-item correctness, test half
     "zeroshot_n": int,  # test items scored (a curve point under eval.curve_items: fewer)
     **{
         f"val_{k}": float
@@ -76,7 +76,7 @@ METRICS: dict[str, type] = {
     "zeroshot_acc": float,
     "zeroshot_f1": float,
     "zeroshot_binary_acc": float,
-    **_EVAL_EXTRA,  # medflip/evaluate.py: val_* = validation half, plain = held-out test
+    **_EVAL_EXTRA,  # medflip/evaluation/evaluate.py: val_* = validation half, plain = held-out test
     **{k: float for k in _RETRIEVAL},
     "probe_acc": float,
     "status": str,

@@ -1,5 +1,5 @@
 """MedFLIP's losses: contrastive (CLIP InfoNCE, MedCLIP soft targets eq. 1-5, MedFLIP eq. 7),
-the SVD term (eq. 6, in `medflip.losses_svd`), MLM (eq. 8) and masked-image reconstruction
+the SVD term (eq. 6, in `medflip.losses.svd`), MLM (eq. 8) and masked-image reconstruction
 (eq. 9). Pure functions over embeddings and labels, plus `MedFLIPLoss`, which combines them
 as the config asks.
 
@@ -7,7 +7,7 @@ Every function computes in float32 with autocast off: softmaxes over a batch at 
 overflow bf16's range of useful precision, and these are tiny next to the towers.
 
 At world size > 1 `MedFLIPLoss` gathers the embeddings, token tensors and labels of every
-rank (`medflip.losses_rows`, open_clip's gather-with-gradient pattern), so the contrastive
+rank (`medflip.losses.rows`, open_clip's gather-with-gradient pattern), so the contrastive
 and SVD terms are the global batch's; MLM and MIM stay per sample on each rank. Rows
 without an image (text-only reports) enter only the label-matched kinds (`LABEL_MATCHED`).
 """
@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from medflip import losses_rows
-from medflip.losses_svd import sigma1, svd_pair_loss, svd_spectral_loss
+from medflip.losses import rows as losses_rows
+from medflip.losses.svd import sigma1, svd_pair_loss, svd_spectral_loss
 
 if TYPE_CHECKING:
     from medflip.config import Config

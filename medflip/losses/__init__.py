@@ -1,0 +1,1 @@
+"""Contrastive loss kinds, the SVD term and its spectral solver, per-row bookkeeping."""

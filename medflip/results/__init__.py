@@ -1,0 +1,1 @@
+"""The results table: schema, Parquet read/write, the append-only part layout."""
