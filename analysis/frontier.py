@@ -3,12 +3,14 @@
     python analysis/frontier.py [RUN_DIR or results.parquet ...] [--by mask.image_ratio]
 
 Per group of `--by`: each trial's curve is the held-out test `--y` of the checkpoint
-selected on `val_<y>` so far, or (`--select latest`) of its latest evaluation as measured
--- never a running maximum over test evaluations; the group's
-curve is the mean over seeds with a 95% paired bootstrap band over test items and seeds
-(analysis/paired.py). Against the baseline group: the speedup to a target, the accuracy
-at equal time (the baseline's budget) with its paired difference and P(improvement), and
-the area over chance; trials that differ in another config key are refused, not pooled.
+selected on `val_<y>` so far, or of its latest evaluation as measured (`--select`; the
+default rule is paired.selection_rule's) -- never a running maximum over test
+evaluations -- interpolated linearly between evaluations; the group's curve is the mean
+over seeds. Against the baseline group, seed by seed (analysis/compare.py): the accuracy
+at equal time with its paired difference, P(improvement) and the smallest difference the
+design detects, the speedup as a time-scaling fitted over the whole curve, and the area
+over chance, each with a 95% t interval over seeds; trials that differ in another config
+key are refused, not pooled.
 Outputs frontier.png/.svg/.csv and summary.md/.json in `--out` (default `<run>/analysis`).
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import common, curves, paired
+from analysis import common, compare, curves, inference, paired
 from analysis.budgets import equal_time_budget, test_items, true_cost
 
 GRID = 256  # points of the common cost grid for the curves (plus every evaluation's cost)
@@ -64,7 +66,7 @@ def _unflip(result: dict) -> dict:
             lo, hi = g[f"{key}_ci"]
             g[f"{key}_ci"] = [-hi, -lo]
     c = result["curves"]
-    c["median"], c["lo"], c["hi"] = -c["median"], -c["hi"], -c["lo"]
+    c["mean"], c["lo"], c["hi"] = -c["mean"], -c["hi"], -c["lo"]
     t = result["trials"]
     t["final_best"], t["at_budget"] = -t["final_best"], -t["at_budget"]
     return result
@@ -81,37 +83,50 @@ def _analyse(
     seed: int = 0,
     ref_y: float | None = None,
     select: str = "auto",
+    level: float = inference.LEVEL,
 ) -> dict:
     """The whole frontier analysis of a results frame (one device type).
 
-    Each trial's curve is the test `y` of the checkpoint selected on `val_<y>` (paired.py);
-    an arm's curve is the mean over its seeds. Returns {"summary": the dict of summary.json
-    with floats (inf/NaN kept), "curves": DataFrame(group, x, median, lo, hi) (median =
-    the arm's mean curve, kept under its old column name), "trials": DataFrame(one row
-    per trial: experiment, trial_id, group, seed, status, final_x, final_best, reach_cost,
-    at_budget, pareto)}.
+    Returns {"summary": the dict of summary.json with floats (inf/NaN kept), "curves":
+    DataFrame(group, x, mean, lo, hi) (the arm's mean curve over seeds and its pointwise
+    band), "trials": DataFrame(one row per trial: experiment, trial_id, group, seed,
+    status, final_x, final_best, reach_cost, at_budget, pareto)}. `level`: of every
+    interval (report.py passes a family's Bonferroni level).
     """
     for name, flag in ((x, "--x"), (y, "--y")):
         common.require_metric(df, name, flag)
-    select = paired.selection_column(df, y, select)
+    select, why = paired.selection_rule(df, y, select)
     trials = curves.trials(df, x, y, by, select=select)
     levels = common.sorted_levels((t.group for t in trials), by)
     base_level = common.pick_baseline(levels, baseline)
     all_runs = paired.runs(df, trials, x, y, select)
     groups = {lv: [r for r in all_runs if r.trial.group == lv] for lv in levels}
     budget, budget_rule = equal_time_budget(df, x, groups, base_level)
-    ref = (max(t.final_x for t in trials), common.CHANCE.get(y, 0.0) if ref_y is None else ref_y)
+    chance = common.CHANCE.get(y)
+    ref = (max(t.final_x for t in trials), chance if ref_y is None else ref_y)
+    ref = (ref[0], 0.0 if ref[1] is None else ref[1])
     grid = _grid(trials, budget)
-    cmp = paired.compare(groups, base_level, grid, budget, target, ref, n_boot, seed)
+    cmp = compare.compare(
+        groups,
+        base_level,
+        grid,
+        budget,
+        target,
+        ref,
+        chance,
+        n_boot=n_boot,
+        seed=seed,
+        level=level,
+    )
     summary = _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed)
     summary["target_from"] = "given" if target is not None else "baseline's accuracy at its budget"
-    summary["selected_on"] = select
+    summary["selected_on"], summary["selection_rule"] = select, why
     summary["test_items"] = test_items(df, y)
     summary["budget_rule"] = budget_rule
     summary["cost"] = true_cost(df, trials, summary)
     return {
         "summary": summary,
-        "curves": _curves_frame(cmp["groups"], grid),
+        "curves": _curves_frame(cmp["groups"], cmp["grid"]),
         "trials": _trials_frame(trials, cmp["target"], budget),
     }
 
@@ -126,7 +141,7 @@ def _curves_frame(out: dict, grid: np.ndarray) -> pd.DataFrame:
                 {
                     "group": common.label(lv),
                     "x": grid[keep],
-                    "median": med[keep],
+                    "mean": med[keep],
                     "lo": lo[keep],
                     "hi": hi[keep],
                 }
@@ -157,7 +172,24 @@ def _trials_frame(trials: list[curves.Trial], target: float, budget: float) -> p
     return tf
 
 
-_KEEP = ("acc_at_budget", "diff", "p_improvement", "p_diff_positive", "speedup", "reached")
+_KEEP = (
+    "acc_at_budget",
+    "diff",
+    "diff_p",
+    "p_improvement",
+    "speedup",
+    "speedup_p",
+    "reached",
+    "reach",
+    "hypervolume",
+    "area_diff",
+    "area_diff_p",
+    "detectable",
+    "paired",
+    "seeds",
+    "interval",
+)
+_CIS = ("acc_at_budget_ci", "diff_ci", "speedup_ci", "hypervolume_ci", "area_diff_ci")
 
 
 def _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed) -> dict:
@@ -165,14 +197,11 @@ def _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed) -> dict:
     for lv, g in cmp["groups"].items():
         groups[common.label(lv)] = {
             **{k: g[k] for k in _KEEP},
-            **{k: list(g[k]) for k in ("acc_at_budget_ci", "diff_ci", "speedup_ci")},
-            "reach": g["reach"],
-            "hypervolume": g["hypervolume"],
-            "hypervolume_ci": list(g["hypervolume_ci"]),
+            **{k: [float(v) for v in g[k]] for k in _CIS},
             "n": len(g["seeds"]),
-            "seeds": g["seeds"],
         }
-    how = "evaluation items and seeds" if cmp["items_resampled"] else "seeds"
+    ns = sorted({g["n"] for g in groups.values()})
+    one = ns[0] < inference.MIN_SEEDS
     return {
         "baseline": common.label(base_level),
         "target": cmp["target"],
@@ -184,8 +213,12 @@ def _summary(cmp, base_level, budget, ref, x, y, by, n_boot, seed) -> dict:
         "reference_point": [float(ref[0]), float(ref[1])],
         "n_bootstrap": n_boot,
         "seed": seed,
+        "seeds_per_arm": ns,
+        "level": cmp["level"],
         "items_resampled": cmp["items_resampled"],
-        "ci": f"paired bootstrap percentile 95%, {how} resampled",
+        "ci": f"{cmp['level']:.1%} Student-t intervals over seeds (per-seed paired differences; "
+        "Welch's where arms do not share seeds)"
+        + (f"; arms with one seed: {compare.ONE_SEED}, items resampled" if one else ""),
     }
 
 
@@ -207,7 +240,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--target",
         type=float,
-        help="accuracy for the speedup (default: the baseline's median final accuracy)",
+        help="accuracy whose reach time is shown beside the speedup (default: 90%% of the "
+        "baseline's mean gain over chance at the equal-time budget)",
     )
     p.add_argument("--baseline", help="baseline level (default: none, else 0, else the first)")
     p.add_argument(
@@ -215,7 +249,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="auto",
         choices=("auto", "val", "latest"),
         help="checkpoint each trial holds: best on val_<y> so far (val), its latest "
-        "evaluation as measured (latest), or val when the table has it (auto, default)",
+        "evaluation as measured (latest), or (auto, default) val when the table has it "
+        f"with >= {paired.MIN_VAL_ITEMS} validation items per evaluation, else latest",
     )
     common.add_row_filters(p)
     p.add_argument(
@@ -224,7 +259,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="hypervolume reference accuracy (default: chance for zero-shot accuracies, else 0)",
     )
     p.add_argument("--out", help="output dir (default: <first run>/analysis)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument(
+        "--bootstrap",
+        type=int,
+        default=1000,
+        help="item resamples for arms with one seed (evaluation noise only)",
+    )
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     args = p.parse_args(argv)
     if args.bootstrap < 1:

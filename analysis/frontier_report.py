@@ -11,10 +11,10 @@ from analysis import common, paired, plots
 
 
 def _speedup_text(g: dict) -> str:
-    """'2.10× [1.60, 2.70]'; 'not reached' when the arm's mean curve never gets there."""
+    """'2.10× [1.60, 2.70]' (the interval only with 2 or more seeds)."""
     sp, (lo, hi) = g["speedup"], g["speedup_ci"]
-    if sp == 0 or math.isnan(sp):
-        return "not reached" if sp == 0 else "n/a"
+    if sp is None or math.isnan(sp):
+        return "n/a"
     text = f"{common.fmt(sp, '.2f')}×"
     if math.isnan(lo) or math.isnan(hi):
         return text
@@ -56,6 +56,7 @@ def groups_table(summary: dict) -> str:
                 _points(g["acc_at_budget"], *g["acc_at_budget_ci"], scale=scale),
                 "—" if base else _points(g["diff"], *g["diff_ci"], sign=True, scale=scale),
                 "—" if base else common.fmt(g["p_improvement"], ".2f"),
+                "—" if base else _points(g["detectable"], math.nan, math.nan, scale=scale),
                 common.fmt_ci(g["hypervolume"], *g["hypervolume_ci"], ".1f"),
             ]
         )
@@ -67,37 +68,48 @@ def groups_table(summary: dict) -> str:
         f"at equal time, {unit} [95% CI]",
         f"difference from baseline{', points' if scale == 100 else ''} [95% CI]",
         "P(improvement)",
+        f"detectable (80% power){', points' if scale == 100 else ''}",
         "area over chance [95% CI]",
     ]
     return common.markdown_table(header, rows)
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def headline(summary: dict) -> list[str]:
-    """One line per arm: the speedup to the target and the paired difference at equal time,
-    or an honest 'no difference' when the interval covers zero."""
+    """One line per arm: the speedup and the paired difference at equal time, an honest
+    'no difference' when the interval covers zero, no verdict at all with one seed."""
     lines, by = [], summary["by"] or "group"
     scale, _ = _scale(summary)
+    unit = " points" if scale == 100 else f" {summary['y']}"
     for name, g in summary["groups"].items():
         if name == summary["baseline"]:
             continue
         lo, hi = g["diff_ci"]
-        diff = _points(g["diff"], lo, hi, sign=True, scale=scale)
-        if not (math.isnan(lo) or math.isnan(hi)) and lo <= 0 <= hi:
-            at_time = f"no difference at equal time: {diff}"
-        else:
-            at_time = f"at equal time {diff}"
-        at_time += " points" if scale == 100 else f" {summary['y']}"
+        diff = _points(g["diff"], lo, hi, sign=True, scale=scale) + unit
+        n = min(g["n"], summary["groups"][summary["baseline"]]["n"])
         sp_lo, sp_hi = g["speedup_ci"]
-        if g["speedup"] == 0:
-            speed = "does not reach the target"
-        elif sp_lo <= 1 <= sp_hi:
-            speed = f"no measurable speedup to the target ({_speedup_text(g)})"
+        if n < 2:
+            text = (
+                f"cannot tell ({_seeds(n)}): speedup {_speedup_text(g)}, at equal time "
+                f"{diff} ({g['interval']})"
+            )
         else:
-            speed = f"reaches the target {_speedup_text(g)} faster"
+            speed = (
+                f"no measurable speedup ({_speedup_text(g)})"
+                if sp_lo <= 1 <= sp_hi
+                else f"learns {'faster' if g['speedup'] > 1 else 'slower'}: time-scaling "
+                f"{_speedup_text(g)}"
+            )
+            at_time = (
+                f"no difference at equal time: {diff}" if lo <= 0 <= hi else f"at equal time {diff}"
+            )
+            text = f"{speed}; {at_time}"
         lines.append(
-            f"{by}={name} vs {summary['baseline']}: {speed}; {at_time} "
-            f"(P(improvement) {common.fmt(g['p_improvement'], '.2f')}, "
-            f"{g['n']} seed{'' if g['n'] == 1 else 's'})"
+            f"{by}={name} vs {summary['baseline']}: {text} "
+            f"(P(improvement) {common.fmt(g['p_improvement'], '.2f')}, {_seeds(g['n'])})"
         )
     return lines
 
@@ -139,28 +151,50 @@ def _frontier_table(trials: pd.DataFrame, x_label: str) -> str:
     )
 
 
-def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
-    """The researcher's summary: settings and splits stated, one row per group, the cost."""
-    x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
-    y_label = common.METRIC_LABELS.get(summary["y"], summary["y"])
+def _method_lines(summary: dict, x_label: str, y_label: str) -> list[str]:
+    """What each number is, in the words of the numbers (README "Statistics")."""
     ref_x, ref_y = summary["reference_point"]
     how = (
         "given with --target"
         if summary["target_from"] == "given"
-        else f"{paired.TARGET_SHARE:.0%} of the baseline's gain over chance at its budget"
+        else f"{paired.TARGET_SHARE:.0%} of the baseline's mean gain over chance at equal time"
     )
     sel = summary["selected_on"]
-    split = (
-        f"each trial's latest evaluation, as measured (no checkpoint selection); every "
-        f"number below is its `{summary['y']}` on the held-out test half"
+    held = (
+        "each trial's latest evaluation, as measured (no checkpoint selection)"
         if sel == paired.LATEST
-        else f"the checkpoint each trial holds is the best on `{sel}` (validation half) so "
-        f"far; every number below is that checkpoint's `{summary['y']}` on the held-out "
-        "test half"
+        else f"the checkpoint best on `{sel}` (validation half) so far"
     )
-    n_items = summary.get("test_items")
-    if n_items:
-        split += f"; test items scored: {n_items}"
+    seeds = "/".join(map(str, summary["seeds_per_arm"]))
+    items = summary.get("test_items") or "not recorded"
+    base = summary["groups"][summary["baseline"]]
+    return [
+        f"- checkpoint: {held} ({summary.get('selection_rule', '')}); every number is its "
+        f"`{summary['y']}` on the held-out test half; test items per evaluation: {items}",
+        f"- seeds per arm: {seeds}; each seed of an arm is paired with the baseline's run of "
+        "the same seed (same data order and initialisation)",
+        f"- equal time: {summary.get('budget_rule', 'the budget')} = "
+        f"{common.fmt(summary['budget'], '.4g')} {x_label}; each run's curve is linear "
+        "between its evaluations and holds its final value after its last; a diverged or "
+        "failed run counts at chance in every figure, P(improvement) included",
+        f"- intervals: {summary['ci']}; P(improvement) = P(a seed of the group beats a seed "
+        "of the baseline) (rliable)",
+        "- smallest difference this design detects (80 % power, two-sided 5 % paired t over "
+        "the seeds, at the spread the per-seed differences showed): the `detectable` column",
+        "- speedup: time-scaling κ with the arm's curve at t ≈ the baseline's at κt, fitted "
+        "per seed over the whole overlap of the two curves (monotone fits, PCHIP); geometric "
+        f"mean over seeds; `reached` = seeds whose own curve reaches {summary['y']} "
+        f"{common.fmt(summary['target'], '.4f')} ({how}; the baseline's mean curve at "
+        f"{common.fmt(base['reach'], '.4g')} {x_label})",
+        f"- area over chance: the mean over seeds of each run's area between its curve and "
+        f"{y_label} {common.fmt(ref_y, '.3g')}, up to {common.fmt(ref_x, '.4g')} {x_label}",
+    ]
+
+
+def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
+    """The researcher's summary: the method and the design stated, one row per group, cost."""
+    x_label = common.AXIS_LABELS.get(summary["x"], summary["x"])
+    y_label = common.METRIC_LABELS.get(summary["y"], summary["y"])
     failed = trials["status"].isin(("diverged", "failed"))
     lines = [
         f"# {y_label} vs {x_label}",
@@ -170,17 +204,7 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
         f"- inputs: {', '.join(summary.get('inputs', []))}",
         f"- device type(s): {', '.join(summary.get('device_types', [])) or 'unknown'}",
         f"- groups: `{summary['by']}`; baseline: `{summary['baseline']}`",
-        f"- splits: {split}",
-        f"- target {summary['y']} = {common.fmt(summary['target'], '.4f')} ({how}); "
-        "speedup = the baseline's time for its mean-over-seeds curve to reach it / the "
-        "group's; `reached` = seeds whose own curve reaches it (diverged/failed never do)",
-        f"- accuracy at equal time: at {summary.get('budget_rule', 'the budget')} "
-        f"({common.fmt(summary['budget'], '.4g')} {x_label}), mean over seeds; the "
-        "difference is paired (same test items, same seeds); P(improvement) = P(a seed of "
-        "the group beats a seed of the baseline) (rliable)",
-        f"- area over chance: between the group's mean curve and {y_label} "
-        f"{common.fmt(ref_y, '.3g')}, up to {common.fmt(ref_x, '.4g')} {x_label}",
-        f"- 95% CIs: {summary['ci']}, {summary['n_bootstrap']} resamples (seed {summary['seed']})",
+        *_method_lines(summary, x_label, y_label),
         "",
         groups_table(summary),
         "",
@@ -194,7 +218,7 @@ def summary_markdown(summary: dict, trials: pd.DataFrame) -> str:
     if failed.any():
         lines.append(
             f"Note: {int(failed.sum())} trial(s) diverged or failed: they hold chance "
-            "accuracy and never reach the target."
+            "accuracy in every figure and never reach the target."
         )
     if not summary["items_resampled"] and any(g["n"] < 2 for g in summary["groups"].values()):
         lines.append("Note: groups with one seed and no per-item results have no interval.")

@@ -1,15 +1,17 @@
-"""Selection on validation, reporting on test, and a paired bootstrap over items and seeds.
+"""Selection on validation, reporting on test, and each run's curve between evaluations.
 
 At each cost x a trial holds the checkpoint that scored best on the *validation* half so
-far (`val_<metric>`, ties to the newest); what is reported is that checkpoint's *test*
-value, as measured, never a running maximum over test evaluations. An arm's curve is the
-mean over its seeds of that reported value.
+far (`val_<metric>`, ties to the newest), or (`latest`) its latest evaluation; what is
+reported is that checkpoint's *test* value, as measured, never a running maximum over test
+evaluations. Which rule runs by default is `selection_rule`'s (shared by frontier.py,
+report.py and ablation.py).
 
-Intervals resample the evaluation items (every arm scores the same test items, so one
-draw of item weights is shared by all arms: the pairing) and, together, the seeds (arms
-with the same seed values share the seed draw too). A one-seed comparison still gets an
-interval for its evaluation noise. Without per-item correctness (`zeroshot_items`, 5-class
-zero-shot only) only seeds are resampled, and the summary says so.
+Between evaluations a run's curve is interpolated linearly (from chance at cost 0 when the
+metric has one): holding the last value made a curve lag by half an evaluation interval,
+so an arm evaluated 4x as often looked 1.34x faster on the same truth. The chord of a
+concave curve sags by f'' h^2 / 8 instead, ~1 % of the area at the demo's 35 s grid.
+Intervals are over seeds (analysis/inference.py); the per-item correctness is resampled
+only where an arm has one seed, and then the interval says it holds evaluation noise only.
 """
 
 from __future__ import annotations
@@ -19,14 +21,19 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analysis import curves, stats
+from analysis import curves
 from medflip.evaluation import items as packed_items
 
-ITEMS = {"zeroshot_acc": "zeroshot_items"}
+ITEMS = {"zeroshot_acc": "zeroshot_items"}  # metric -> its per-item correctness column
 # Default target: this share of the baseline's gain over the reference (chance) at its
 # budget. The final accuracy itself sits on the plateau, where the first time a noisy
 # curve touches it is mostly noise (and earlier for arms evaluated more often).
-TARGET_SHARE = 0.9  # metric -> its per-item correctness column
+TARGET_SHARE = 0.9
+# Selecting a checkpoint on validation needs a validation score steadier than the gains
+# between checkpoints: with n items its SE is ~50/sqrt(n) points (11 at the demo's 20, when
+# a curve gains ~2-5 points an evaluation late in training); 200 items (3.5 points) is
+# the least that selects on signal rather than on noise.
+MIN_VAL_ITEMS = 200
 
 
 @dataclass
@@ -53,15 +60,39 @@ def held(val: np.ndarray) -> np.ndarray:
 LATEST = "latest"  # no selection: each trial's latest evaluation, as measured
 
 
-def selection_column(df: pd.DataFrame, y: str, select: str = "auto") -> str:
-    """What picks the held checkpoint: `val_<y>` (select "val", or "auto" when the table
-    has it), else LATEST (select "latest", or "auto" without a validation metric). Never
-    `y` itself: a running maximum over test evaluations is optimistic."""
+def selection_rule(df: pd.DataFrame, y: str, select: str = "auto") -> tuple[str, str]:
+    """(what picks the held checkpoint, why): `val_<y>` or LATEST.
+
+    "val" / "latest" as asked; "auto" (the default of frontier.py, report.py, ablation.py):
+    validation when the table has `val_<y>` and its evaluations score at least
+    MIN_VAL_ITEMS validation items (`eval.val_items`, 0 = the whole validation half), else
+    each trial's latest evaluation. Never `y` itself: a running maximum over test
+    evaluations is optimistic."""
     val = f"val_{y}"
     has_val = val in df and df[val].notna().any()
     if select == "val" and not has_val:
         raise ValueError(f"--select val: the results have no {val} column")
-    return val if has_val and select != LATEST else LATEST
+    if select == "val":
+        return val, "--select val"
+    if select == LATEST:
+        return LATEST, "--select latest"
+    if not has_val:
+        return LATEST, f"auto: the table has no {val}"
+    n = df["eval.val_items"].dropna() if "eval.val_items" in df else pd.Series([], dtype=float)
+    small = int(n[n > 0].min()) if (n > 0).any() else 0
+    if small and small < MIN_VAL_ITEMS:
+        return LATEST, (
+            f"auto: validation scores {small} items per evaluation (eval.val_items), fewer "
+            f"than {MIN_VAL_ITEMS}: selecting on it (SE ~{50 / small**0.5:.0f} points) would "
+            "pick checkpoints by noise"
+        )
+    what = f"{small} items" if small else "the whole validation half"
+    return val, f"auto: validation scores {what} per evaluation (>= {MIN_VAL_ITEMS} needed)"
+
+
+def selection_column(df: pd.DataFrame, y: str, select: str = "auto") -> str:
+    """The column of `selection_rule` (without the reason)."""
+    return selection_rule(df, y, select)[0]
 
 
 def _padded(cells) -> np.ndarray:
@@ -125,74 +156,55 @@ def reported(run: Run, weights: np.ndarray | None) -> np.ndarray:
         return (num / den)[:, run.sel]
 
 
-def on_grid(
-    run: Run, rep: np.ndarray, grid: np.ndarray, carry_to: float, failed: float = np.nan
+def n_items(run: Run) -> np.ndarray | None:
+    """[R] test items scored at each evaluation (the weights of a monotone fit), or None."""
+    return None if run.correct is None else (~np.isnan(run.correct)).sum(axis=1).astype(float)
+
+
+def curve(
+    run: Run, rep: np.ndarray, grid: np.ndarray, carry_to: float, anchor, failed: float
 ) -> np.ndarray:
-    """[B, G] reported value at each grid cost: NaN before the first evaluation and past
-    `carry_to` (a run that stopped earlier keeps its final checkpoint up to there); a
-    failed/diverged run holds no usable model: `failed` everywhere (chance, in compare)."""
-    idx = np.searchsorted(run.x, grid, side="right") - 1  # [G]
+    """[B, G] reported value at each grid cost, linear between evaluations (and from
+    `anchor` at cost 0, when not None; NaN before the first evaluation otherwise), the
+    final value held up to `carry_to`, NaN past it. A failed/diverged run holds no usable
+    model: `failed` (chance) everywhere."""
     if len(run.x) == 0 or run.trial.status in curves.FAILED:
         return np.full((rep.shape[0], len(grid)), failed)
-    vals = rep[:, np.clip(idx, 0, None)]
-    vals[:, (idx < 0) | (grid > carry_to)] = np.nan
-    return vals
-
-
-_BLOCK = 2**24  # elements of one [T, b, G] block of per-resample curves (128 MB)
-
-
-def resample_counts(seed_idx: np.ndarray, n: int) -> np.ndarray:
-    """[B, n] how often each of n runs is drawn in each resample of seed_idx [B, K]."""
-    b = len(seed_idx)
-    flat = (np.arange(b)[:, None] * n + seed_idx).ravel()
-    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
-
-
-def arm_curves(arm: list[Run], reps, grid, seed_idx, carry_to, failed) -> np.ndarray:
-    """[B, G] mean over (resampled) seeds of the runs' reported curves, drawn up to the
-    arm's longest run or `carry_to`, whichever is later.
-
-    The mean of a resample is a count-weighted mean over the arm's runs (NaN ignored):
-    the [B, K, G] array of picked curves is never built (2,000 seeds x 1,000 resamples x
-    750 costs is 12 GB, which got frontier.py killed on a 1M-row table)."""
-    span = max([r.trial.final_x for r in arm] + [carry_to])
-    counts = np.ones((1, len(arm))) if seed_idx is None else resample_counts(seed_idx, len(arm))
-    per_rep = max(rep.shape[0] for rep in reps)  # 1: one curve per run for every resample
-    b = max(per_rep, len(counts))
-    step = b if per_rep == 1 else max(1, _BLOCK // max(1, len(arm) * len(grid)))
-    out = np.empty((b, len(grid)))
-    for lo in range(0, b, step):
-        hi = min(b, lo + step)
-        m = np.stack(
-            [
-                on_grid(r, rep if len(rep) == 1 else rep[lo:hi], grid, span, failed)
-                for r, rep in zip(arm, reps, strict=True)
-            ]
-        )  # [T, 1 or hi-lo, G]
-        w = np.broadcast_to(counts if len(counts) == 1 else counts[lo:hi], (hi - lo, len(arm)))
-        ok = ~np.isnan(m)
-        if m.shape[1] == 1:
-            num, den = w @ np.where(ok, m, 0.0)[:, 0], w @ ok[:, 0]  # [b, G]
-        else:
-            num = np.einsum("bt,tbg->bg", w, np.where(ok, m, 0.0))
-            den = np.einsum("bt,tbg->bg", w, ok.astype(float))
-        with np.errstate(invalid="ignore", divide="ignore"):  # nobody evaluated yet: NaN
-            out[lo:hi] = np.where(den > 0, num / den, np.nan)
+    xs, vals = run.x, rep
+    if anchor is not None and xs[0] > 0:
+        xs = np.append(0.0, xs)
+        vals = np.hstack([np.full((len(rep), 1), anchor), rep])
+    idx = np.searchsorted(xs, grid, side="right") - 1  # [G] last evaluation at or before
+    lo, hi = np.clip(idx, 0, None), np.minimum(np.clip(idx, 0, None) + 1, len(xs) - 1)
+    dx = xs[hi] - xs[lo]
+    w = np.where(dx > 0, (grid - xs[lo]) / np.where(dx > 0, dx, 1.0), 0.0)
+    out = vals[:, lo] * (1 - w) + vals[:, hi] * w
+    out[:, (idx < 0) | (grid > carry_to)] = np.nan
     return out
 
 
-def first_reach(grid: np.ndarray, curve: np.ndarray, target: float) -> np.ndarray:
-    """[B] first grid cost where curve [B, G] >= target; inf when never."""
-    hit = curve >= target - 1e-12
+def first_reach(grid: np.ndarray, curve_: np.ndarray, target: float) -> np.ndarray:
+    """[B] cost where curve [B, G] first reaches `target`, interpolated linearly between
+    grid points (the curve is linear there); inf when never."""
+    hit = curve_ >= target - 1e-12
     first = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    return np.where(first >= 0, grid[np.clip(first, 0, None)], np.inf)
+    out = np.full(len(curve_), np.inf)
+    for b in np.flatnonzero(first >= 0):
+        k = first[b]
+        if k == 0 or not np.isfinite(curve_[b, k - 1]):
+            out[b] = grid[k]
+            continue
+        y0, y1 = curve_[b, k - 1], curve_[b, k]
+        out[b] = grid[k - 1] + (grid[k] - grid[k - 1]) * (target - y0) / (y1 - y0)
+    return out
 
 
-def area(grid: np.ndarray, curve: np.ndarray, ref: tuple[float, float]) -> np.ndarray:
-    """[B] area between curve [B, G] (steps at the grid) and the reference accuracy."""
-    widths = np.diff(np.append(grid, ref[0]))
-    return np.sum(np.clip(np.nan_to_num(curve - ref[1], nan=0.0), 0, None) * widths, axis=-1)
+def area(grid: np.ndarray, curve_: np.ndarray, ref: tuple[float, float]) -> np.ndarray:
+    """[B] area between curve [B, G] and the reference accuracy up to ref[0] (trapezoids:
+    exact for the linear curve where the grid holds every evaluation; NaN counts 0)."""
+    keep = grid <= ref[0]
+    h = np.clip(np.nan_to_num(curve_[:, keep] - ref[1], nan=0.0), 0, None)
+    return np.trapezoid(h, grid[keep], axis=-1) if keep.sum() > 1 else np.zeros(len(curve_))
 
 
 def prob_improvement(a: np.ndarray, b: np.ndarray) -> float:
@@ -202,93 +214,3 @@ def prob_improvement(a: np.ndarray, b: np.ndarray) -> float:
         return np.nan
     d = a[:, None] - b[None, :]
     return float(np.mean((d > 0) + 0.5 * (d == 0)))
-
-
-def ci(boot: np.ndarray) -> tuple[float, float]:
-    lo, hi = stats.interval(np.asarray(boot, dtype=float))
-    return float(lo), float(hi)
-
-
-def _seed_draws(rng, groups: dict, base_level, n_boot: int) -> dict:
-    """[B, K] seed-index resamples per group; groups with the baseline's seeds share its draw
-    (seed s of every arm is resampled together: the same data order and initialisation)."""
-    base_seeds = sorted(r.trial.seed for r in groups[base_level])
-    shared = rng.integers(0, len(base_seeds), size=(n_boot, len(base_seeds)))
-    out = {}
-    for lv, arm in groups.items():
-        seeds = sorted(r.trial.seed for r in arm)
-        out[lv] = shared if seeds == base_seeds else rng.integers(0, len(arm), (n_boot, len(arm)))
-    return out
-
-
-def compare(groups: dict, base_level, grid, budget, target, ref, n_boot: int, seed: int) -> dict:
-    """Per group: reported curve, accuracy at `budget`, its paired difference from the
-    baseline and P(improvement), the cost to reach `target` and the speedup, the area under
-    the curve, each with a 95% paired-bootstrap interval (items x seeds).
-
-    `groups` maps level -> [Run]; `target` None = TARGET_SHARE of the baseline's gain over
-    the reference accuracy at `budget`.
-    """
-    rng = np.random.default_rng(seed)
-    every = [r for arm in groups.values() for r in arm]
-    weights = item_weights(rng, every, n_boot)
-    draws = _seed_draws(rng, groups, base_level, n_boot)
-    at = np.searchsorted(grid, budget, side="right") - 1  # the grid point of the budget
-    point, boot = {}, {}
-    for lv, arm in groups.items():
-        arm = sorted(arm, key=lambda r: r.trial.seed)
-        point[lv] = arm_curves(  # [G]
-            arm, [reported(r, None) for r in arm], grid, None, budget, ref[1]
-        )[0]
-        boot[lv] = arm_curves(  # [B, G]
-            arm, [reported(r, weights) for r in arm], grid, draws[lv], budget, ref[1]
-        )
-        if weights is None and len(arm) < 2:  # nothing to resample: no interval
-            boot[lv] = np.full_like(boot[lv], np.nan)
-    if target is None:  # on the rising part of the curve, where a time to reach it is defined
-        target = ref[1] + TARGET_SHARE * (float(point[base_level][at]) - ref[1])
-    per_seed = {lv: _per_seed_at(groups[lv], budget) for lv in groups}
-    base_reach = first_reach(grid, boot[base_level], target)
-    out = {}
-    for lv in groups:
-        reach_pt = float(first_reach(grid, point[lv][None], target)[0])
-        base_pt = float(first_reach(grid, point[base_level][None], target)[0])
-        diff = boot[lv][:, at] - boot[base_level][:, at]
-        out[lv] = {
-            "curve": point[lv],
-            "curve_ci": stats.interval(boot[lv], axis=0),
-            "acc_at_budget": float(point[lv][at]),
-            "acc_at_budget_ci": ci(boot[lv][:, at]),
-            "diff": float(point[lv][at] - point[base_level][at]),
-            "diff_ci": ci(diff),
-            "p_improvement": prob_improvement(per_seed[lv], per_seed[base_level]),
-            "p_diff_positive": float(np.mean(diff > 0)),
-            "reach": reach_pt,
-            "speedup": float(stats.ratio(base_pt, reach_pt)),
-            "speedup_ci": ci(stats.ratio(base_reach, first_reach(grid, boot[lv], target))),
-            "reached": _reached(groups[lv], grid, target),
-            "hypervolume": float(area(grid, point[lv][None], ref)[0]),
-            "seeds": sorted(r.trial.seed for r in groups[lv]),
-            "hypervolume_ci": ci(area(grid, boot[lv], ref)),
-        }
-    return {"groups": out, "target": target, "items_resampled": weights is not None}
-
-
-def _per_seed_at(arm: list[Run], budget: float) -> np.ndarray:
-    """[T] each run's reported value at `budget` (NaN if it has none)."""
-    vals = []
-    for r in arm:
-        idx = np.searchsorted(r.x, budget, side="right") - 1
-        ok = idx >= 0 and r.trial.status not in curves.FAILED
-        vals.append(r.test[r.sel[idx]] if ok else np.nan)
-    return np.array(vals, dtype=float)
-
-
-def _reached(arm: list[Run], grid: np.ndarray, target: float) -> str:
-    """'k/n': runs whose own reported curve reaches `target` (failed ones never do)."""
-    hits = [
-        r.trial.status not in curves.FAILED
-        and np.isfinite(first_reach(grid, on_grid(r, reported(r, None), grid, np.inf), target)[0])
-        for r in arm
-    ]
-    return f"{sum(hits)}/{len(arm)}"

@@ -1,4 +1,4 @@
-"""The frontier figure: one median best-so-far line and band per group, frontier marked."""
+"""The frontier figure: one mean-over-seeds line and band per group, frontier marked."""
 
 from __future__ import annotations
 
@@ -35,9 +35,7 @@ def _group_lines(ax, curves: pd.DataFrame, trials: pd.DataFrame, colours: dict) 
     for group, colour in colours.items():
         c = curves[curves["group"] == group]
         t = trials[trials["group"] == group]
-        ax.step(
-            c["x"], c["median"], where="post", color=colour, lw=2, label=f"{group} (n={len(t)})"
-        )
+        ax.step(c["x"], c["mean"], where="post", color=colour, lw=2, label=f"{group} (n={len(t)})")
         if c["lo"].notna().any():
             ax.fill_between(c["x"], c["lo"], c["hi"], step="post", color=colour, alpha=0.22, lw=0)
         ax.scatter(t["final_x"], t["final_best"], color=colour, s=16, alpha=0.7, lw=0, zorder=3)
@@ -90,7 +88,7 @@ def frontier_figure(
     if summary["budget"] is not None:
         ax.axvline(summary["budget"], color="grey", ls="-.", lw=1, label="equal-time point")
     values = np.concatenate(
-        [curves["hi"].to_numpy(), curves["median"].to_numpy(), trials["final_best"].to_numpy()]
+        [curves["hi"].to_numpy(), curves["mean"].to_numpy(), trials["final_best"].to_numpy()]
     )
     ax.set_ylim(*y_limits(values, chance))
     ax.set_xlim(left=0)
