@@ -165,6 +165,7 @@ def _own(x: dict, grid, budget, ref, anchor, weights, target) -> dict:
         "reach": float(paired.first_reach(grid, mean_curve[None], target)[0]),
         "reached": f"{sum(reached)}/{len(reached)}",
         "seeds": [r.trial.seed for r in x["runs"]],
+        "values": x["at"].tolist(),  # each run's value at equal time (failed: chance)
         "interval": ONE_SEED if one else "t over seeds",
     }
 

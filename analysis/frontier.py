@@ -61,6 +61,7 @@ def _unflip(result: dict) -> dict:
     s["reference_point"][1] = -s["reference_point"][1]
     s["minimised"] = True
     for g in s["groups"].values():
+        g["values"] = [-v for v in g["values"]]
         for key in ("acc_at_budget", "diff"):
             g[key] = -g[key]
             lo, hi = g[f"{key}_ci"]
@@ -185,6 +186,8 @@ _KEEP = (
     "area_diff",
     "area_diff_p",
     "detectable",
+    "diff_sd",
+    "values",
     "paired",
     "seeds",
     "interval",

@@ -54,9 +54,11 @@ def _markdown(sections: dict, titles: dict, inputs) -> str:
         "# The paper's claims, tested",
         "",
         f"Inputs: {', '.join(str(p) for p in inputs)}. Every accuracy is the held-out test "
-        "half's, for the checkpoint selected on the validation half, at the baseline's "
-        "budget (equal training time); 95% intervals from a paired bootstrap over test "
-        "items and seeds; differences are from the section's baseline.",
+        "half's at equal training time (frontier.py's rule, stated in its summary), for the "
+        "checkpoint each section's rule holds; differences are the mean of per-seed paired "
+        "differences from the section's baseline, with Student-t intervals over seeds, "
+        "Bonferroni-simultaneous over the section's arms; verdicts from Holm-adjusted p, "
+        'never with one seed (README "Statistics").',
         "",
     ]
     for name, sec in sections.items():
@@ -64,7 +66,8 @@ def _markdown(sections: dict, titles: dict, inputs) -> str:
         lines += [
             f"## {titles[name]}",
             "",
-            f"Claim: {sec['claim']}. Verdict (for {sec['about']}): **{sec['verdict']}**.",
+            f"Claim: {sec['claim']}. Verdict (for {sec['about']}): **{sec['verdict']}**. "
+            f"Checkpoint: {sec['rule']}; intervals at {sec['level']:.1%} each.",
             "",
             common.markdown_table([h.replace("$\\beta$", "β") for h in head], rows),
             "",
