@@ -54,7 +54,7 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
         default=None,
         help=f"configurations a search tries (default {space.num_samples}); grids: 1",
     )
-    add("--seeds", type=int, default=1, help="replicates of every configuration (seeds)")
+    add("--seeds", type=int, default=5, help="replicates of every configuration (seeds)")
     add(
         "--max-concurrent",
         type=int,
