@@ -16,17 +16,14 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from medflip.data.layouts import SOURCES as DATA_SOURCES
-from medflip.losses.contrastive import LOSS_KINDS
-
-
-class ConfigError(ValueError):
-    """A bad key or value; the message names the dotted key."""
+# The registry is the only medflip module config imports (tests/test_layers.py): no torch,
+# no reader. ConfigError lives there so that an unknown registered name is one too.
+from medflip.registry import DATA_SOURCES, LOSS_KINDS, ConfigError  # noqa: F401
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    source: str = "synthetic"  # a registered source (medflip.data.layouts): synthetic | mimic-cxr
+    source: str = "synthetic"  # a registered source (registry.DATA_SOURCES): synthetic | mimic-cxr
     # | chexpert | openi | manifest
     root: str = ""  # dataset root; unused for the embedded synthetic corpus
     image_size: int = 64  # 64 px learned as well as 128 px in the demo probe, at 1/4 the cost
@@ -74,7 +71,7 @@ class MaskConfig:
 
 @dataclass(frozen=True)
 class LossConfig:
-    kind: str = "clip"  # a registered kind (losses/contrastive.py LOSS_KINDS): clip|medclip|medflip
+    kind: str = "clip"  # a registered kind (registry.LOSS_KINDS): clip | medclip | medflip
     temperature: float = 0.07  # CLIP's initial tau
     learn_temperature: bool = True
     svd_weight: float = 0.0  # beta of eq. 7; 0 disables the SVD term
@@ -137,10 +134,10 @@ TEXT_SIZES = {
 }
 
 CHOICES = {
-    "data.source": tuple(DATA_SOURCES),  # the registry in medflip/data/registry.py
+    "data.source": tuple(DATA_SOURCES),  # medflip/registry.py
     "data.label_text": ("findings_impression", "impression"),
     "mask.variant": ("none", "image", "text", "both"),
-    "loss.kind": tuple(LOSS_KINDS),  # the registry in medflip/losses/contrastive.py
+    "loss.kind": tuple(LOSS_KINDS),  # medflip/registry.py
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("auto", "fp32", "bf16", "fp16"),
 }

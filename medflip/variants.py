@@ -3,7 +3,8 @@ method (RECIPE) at that size; `paper` is the recipe at ViT-B/16 @ 224."""
 
 from __future__ import annotations
 
-from medflip.config import Config, ConfigError, apply_overrides
+from medflip.config import Config, apply_overrides
+from medflip.registry import Registry
 
 # The paper's method as one recipe: eq. 1-5 soft targets (loss.kind=medclip), the SVD term
 # with beta > 0 (eq. 6), image masking (FLIP patch dropping at 0.5 plus the masked-image
@@ -16,61 +17,62 @@ RECIPE: dict = {
 }
 
 # Each variant is a set of overrides over Config() (whose defaults are the demo's).
-_VARIANTS: dict[str, dict] = {
-    # A few minutes a run on 2 CPU cores: 64 px, ViT 192x4 patch 8, 2-layer text tower.
-    "demo": {},
-    # The paper's method (RECIPE) at the demo's size.
-    "medflip": dict(RECIPE),
-    # The paper's scale: ViT-B/16 at 224 px, a BERT-base-sized text tower, GPU precision.
-    "paper": {
-        "data.image_size": 224,
-        "data.num_train": 200000,
-        "data.max_text_len": 128,
-        "data.vocab_size": 30522,
-        "data.loader_workers": 8,
-        "model.image_width": 768,
-        "model.image_depth": 12,
-        "model.image_heads": 12,
-        "model.patch_size": 16,
-        "model.text": "scratch-base",
-        "model.embed_dim": 512,
-        "model.decoder_width": 512,
-        "model.decoder_depth": 4,
-        **RECIPE,
-        "optim.lr": 5e-4,
-        "optim.batch_size": 256,
-        "optim.warmup_steps": 1000,
-        "optim.time_budget_s": 0.0,
-        "optim.max_steps": 20000,
-        "eval.every_steps": 1000,
+VARIANTS: Registry[dict] = Registry(
+    "variant",
+    {
+        # A few minutes a run on 2 CPU cores: 64 px, ViT 192x4 patch 8, 2-layer text tower.
+        "demo": {},
+        # The paper's method (RECIPE) at the demo's size.
+        "medflip": dict(RECIPE),
+        # The paper's scale: ViT-B/16 at 224 px, a BERT-base-sized text tower, GPU precision.
+        "paper": {
+            "data.image_size": 224,
+            "data.num_train": 200000,
+            "data.max_text_len": 128,
+            "data.vocab_size": 30522,
+            "data.loader_workers": 8,
+            "model.image_width": 768,
+            "model.image_depth": 12,
+            "model.image_heads": 12,
+            "model.patch_size": 16,
+            "model.text": "scratch-base",
+            "model.embed_dim": 512,
+            "model.decoder_width": 512,
+            "model.decoder_depth": 4,
+            **RECIPE,
+            "optim.lr": 5e-4,
+            "optim.batch_size": 256,
+            "optim.warmup_steps": 1000,
+            "optim.time_budget_s": 0.0,
+            "optim.max_steps": 20000,
+            "eval.every_steps": 1000,
+        },
+        # Seconds a run: for tests and --smoke-test sweeps. Learns little; exercises everything.
+        "tiny": {
+            "data.image_size": 32,
+            "data.num_train": 512,
+            "data.max_text_len": 64,
+            "data.loader_workers": 0,
+            "data.eval_per_class": 10,
+            "model.image_width": 32,
+            "model.image_depth": 1,
+            "model.image_heads": 2,
+            "model.patch_size": 8,
+            "model.embed_dim": 16,
+            "model.decoder_width": 16,
+            "optim.batch_size": 16,
+            "optim.warmup_steps": 2,
+            "optim.max_steps": 20,
+            "optim.time_budget_s": 0.0,
+            "eval.every_steps": 10,
+            "eval.prompts_per_class": 2,
+        },
     },
-    # Seconds a run: for tests and --smoke-test sweeps. Learns little; exercises everything.
-    "tiny": {
-        "data.image_size": 32,
-        "data.num_train": 512,
-        "data.max_text_len": 64,
-        "data.loader_workers": 0,
-        "data.eval_per_class": 10,
-        "model.image_width": 32,
-        "model.image_depth": 1,
-        "model.image_heads": 2,
-        "model.patch_size": 8,
-        "model.embed_dim": 16,
-        "model.decoder_width": 16,
-        "optim.batch_size": 16,
-        "optim.warmup_steps": 2,
-        "optim.max_steps": 20,
-        "optim.time_budget_s": 0.0,
-        "eval.every_steps": 10,
-        "eval.prompts_per_class": 2,
-    },
-}
+)
 
-NAMES = tuple(_VARIANTS)
+NAMES = tuple(VARIANTS)
 
 
 def get(name: str) -> Config:
-    """The named base config, validated."""
-    if name not in _VARIANTS:
-        raise ConfigError(f"unknown variant {name!r}; choose one of {', '.join(NAMES)}")
-    return apply_overrides(Config(), _VARIANTS[name])
+    """The named base config, validated (an unknown name: ConfigError naming the variants)."""
+    return apply_overrides(Config(), VARIANTS[name])

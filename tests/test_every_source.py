@@ -10,7 +10,8 @@ from fixtures_data import make_chexpert, make_class_manifest, make_mimic, make_o
 from medflip import variants
 from medflip.config import apply_overrides
 from medflip.data import dataset as D
-from medflip.data import layouts, sources
+from medflip.data import sources
+from medflip.registry import DATA_SOURCES
 from medflip.training import engine
 from medflip.training.run_parts import build_parts
 from medflip.training.step import StepPlan, train_step
@@ -24,7 +25,7 @@ FIXTURES = {  # source -> writes a tree under the path, returns data.root ("" = 
 }
 
 
-@pytest.mark.parametrize("source", sorted(layouts.SOURCES))
+@pytest.mark.parametrize("source", sorted(DATA_SOURCES))
 def test_one_training_step_per_registered_source(source, tmp_path, monkeypatch):
     if source not in FIXTURES:
         pytest.fail(f"data source {source!r} is registered without a fixture tree here")

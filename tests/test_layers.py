@@ -1,5 +1,7 @@
 """The layers hold: Ray/Optuna only in medflip/sweep/, pandas/seaborn only in analysis/ and
-medflip/results/table.py, and no import cycle among medflip's and analysis' modules.
+medflip/results/table.py, no import cycle among medflip's and analysis' modules nor among
+their packages, config at the bottom (it loads only the registry), and every CLI's --help
+starts without torch.
 
 Read from the source with `ast` (every import, also the ones inside functions), so the
 test is fast and a lazy import cannot slip a layer either. Imports under
@@ -130,6 +132,91 @@ def test_no_import_cycle():
     }
     cycles = _cycles(edges)
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def _package(module: str) -> str:
+    """The unit of the package graph: a subpackage (medflip.data), or a top-level module
+    on its own (medflip.config), since `medflip/` itself holds the bottom and the top."""
+    parts = module.split(".")
+    return ".".join(parts[:2]) if len(parts) > 2 else module
+
+
+def test_no_package_cycle():
+    """medflip.config <-> medflip.data was a loop at this level while no module loop existed."""
+    sources, graph = _graph()
+    edges: dict[str, set[str]] = {}
+    for module, imports in graph.items():
+        for name, _ in imports:
+            if name in sources and _package(name) != _package(module):
+                edges.setdefault(_package(module), set()).add(_package(name))
+    cycles = _cycles(edges)
+    assert not cycles, "package cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+# Run in a fresh interpreter: the modules loaded, as `sys.modules` sees them at exit.
+PROBE = """
+import atexit, json, runpy, sys
+args = sys.argv[1:]
+def report():
+    med = sorted(m for m in sys.modules if m == "medflip" or m.startswith("medflip."))
+    sys.stderr.write("PROBE " + json.dumps({"torch": "torch" in sys.modules, "medflip": med}))
+atexit.register(report)
+if args[0] == "-c":
+    exec(args[1])
+elif args[0] == "-m":
+    sys.argv = args[1:]
+    runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+else:
+    sys.argv = args
+    runpy.run_path(args[0], run_name="__main__")
+"""
+
+
+def _probe(*args: str) -> list[tuple[tuple[str, ...], dict]]:
+    """Each command line in `args` (split on spaces; `-c CODE` is one), run at once: what
+    each loaded."""
+    import json
+    import subprocess
+    import sys
+
+    commands = [tuple(a.split(" ", 1) if a.startswith("-c ") else a.split(" ")) for a in args]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROBE, *c],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for c in commands
+    ]
+    out = []
+    for command, proc in zip(commands, procs, strict=True):
+        err = proc.communicate(timeout=120)[1]
+        assert "PROBE " in err, f"{' '.join(command)}: {err[-2000:]}"
+        out.append((command, json.loads(err.rsplit("PROBE ", 1)[1])))
+    return out
+
+
+def test_config_loads_no_torch_and_no_medflip_module_but_the_registry():
+    [(_, loaded)] = _probe("-c import medflip.config")
+    assert not loaded["torch"]
+    assert loaded["medflip"] == ["medflip", "medflip.config", "medflip.registry"]
+
+
+def test_every_cli_help_starts_without_torch():
+    sweeps = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "sweeps").glob("*.py"))
+    assert len(sweeps) >= 7
+    clis = ["analysis/frontier.py", "analysis/ablation.py", "analysis/report.py"]
+    clis += ["-m medflip.train", "-m medflip.config", *sweeps]
+    loaded = _probe(*(f"{c} --help" for c in clis))
+    assert [" ".join(c) for c, got in loaded if got["torch"]] == []
+
+
+def test_the_probe_sees_torch():
+    """The probe itself: a command that does load torch is reported as loading it."""
+    [(_, loaded)] = _probe("-c import medflip.losses.contrastive")
+    assert loaded["torch"] and "medflip.losses.contrastive" in loaded["medflip"]
 
 
 def test_the_checks_catch_what_they_look_for(tmp_path):

@@ -46,7 +46,7 @@ def test_data_efficiency_grid_and_joint_search_sizes(tmp_path):
         (["--set", "mask.image_ratoi=0.3"], "mask.image_ratio"),
         (["--set", "optim.lr=-1"], "optim.lr"),
         (["--set", "mask.image_ratio=0.3"], "searches this key"),
-        (["--variant", "huge"], "unknown variant"),
+        (["--variant", "huge"], "variant: 'huge' is not one of"),
         (["--num-samples", "3"], "--num-samples"),
         (["--seeds", "0"], "--seeds"),
         (["--max-concurrent", "0"], "--max-concurrent"),

@@ -19,7 +19,8 @@ import numpy as np
 from medflip import variants
 from medflip.config import Config, ConfigError, apply_overrides
 from medflip.data import eval_sets as benchmark
-from medflip.data import layouts, sources
+from medflip.data import sources
+from medflip.registry import DATA_SOURCES
 
 
 class DataError(ConfigError):
@@ -40,7 +41,7 @@ def check(cfg: Config, device: str | None = None) -> None:
             "torch has no fp16 GradScaler there); use bf16 or fp32"
         )
     check_tokenizer(cfg)
-    if layouts.get(cfg.data.source).embedded:
+    if DATA_SOURCES[cfg.data.source].embedded:
         return  # an embedded corpus: every size is available by construction
     d = cfg.data
     try:

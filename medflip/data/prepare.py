@@ -25,8 +25,9 @@ import sys
 from collections.abc import Callable, Iterator
 
 from medflip import config, variants
-from medflip.data import layouts, prepared, sources
+from medflip.data import prepared, sources
 from medflip.data.cache import atomic_file
+from medflip.registry import DATA_SOURCES
 
 log = logging.getLogger("medflip.data")
 
@@ -119,7 +120,7 @@ def ensure_sweep(variant: str, fixed: dict, mapper: Callable | None = None) -> N
 
 def ensure(cfg: config.Config, mapper: Callable | None = None) -> None:
     """Prepare `cfg`'s real source unless its cache at `data.image_size` is complete."""
-    if layouts.get(cfg.data.source).embedded:
+    if DATA_SOURCES[cfg.data.source].embedded:
         return  # an embedded corpus has its own render cache
     images = prepared.images_dir(
         prepared.entry_dir(cfg.data.source, cfg.data.root, cfg.data.label_text), cfg.data.image_size

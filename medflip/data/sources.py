@@ -26,7 +26,7 @@ import functools
 import logging
 import os
 
-from medflip.data import layouts, prepared  # layouts: registers every layout
+from medflip.data import layouts, prepared
 from medflip.data.records import (  # noqa: F401 (re-exported: the data layer's vocabulary)
     DEFAULT_LABEL_TEXT,
     HOLDOUT_SHARE,
@@ -48,6 +48,7 @@ from medflip.data.records import (  # noqa: F401 (re-exported: the data layer's 
     text_labels,
     training_text,
 )
+from medflip.registry import DATA_SOURCES
 
 log = logging.getLogger("medflip.data")
 
@@ -60,11 +61,10 @@ def load_records(source: str, root: str, label_text: str = DEFAULT_LABEL_TEXT) -
     Raises `SourceError` if the root or a required metadata file is missing; everything
     else that is wrong with single items is skipped, counted and logged once.
     """
-    layout = layouts.get(source)
-    if layout.embedded:
+    if DATA_SOURCES[source].embedded:
         raise SourceError(f"data.source: {source!r} is embedded; it has no records to read")
     skipped = SkipCounts()
-    records = layout.read(root, skipped, label_text)
+    records = layouts.get(source).read(root, skipped, label_text)
     fill_splits(records)
     skipped.log(f"{source} at {root}")
     if not records:

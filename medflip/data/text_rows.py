@@ -16,9 +16,9 @@ import logging
 import numpy as np
 
 from medflip.config import Config
-from medflip.data import layouts, sources
+from medflip.data import sources
 from medflip.data.corpus import Corpus
-from medflip.losses.contrastive import LABEL_MATCHED
+from medflip.registry import DATA_SOURCES, LOSS_KINDS
 
 log = logging.getLogger("medflip.data")
 
@@ -44,12 +44,12 @@ def text_only_rows(cfg: Config) -> Corpus | None:
     """The text-only rows training uses under `cfg` (None: none): data.fraction of them
     (a seeded prefix, so a smaller fraction is a subset of a larger one, as for pairs)."""
     d = cfg.data
-    if layouts.get(d.source).embedded:
+    if DATA_SOURCES[d.source].embedded:
         return None
     corpus = _text_only_corpus(d.source, d.root, d.label_text, d.image_size)
     if not len(corpus):
         return None
-    if not d.text_only or cfg.loss.kind not in LABEL_MATCHED:
+    if not d.text_only or not LOSS_KINDS[cfg.loss.kind].label_matched:
         why = "data.text_only=false" if not d.text_only else f"loss.kind={cfg.loss.kind}"
         log.info("%s: %d reports without an image not used (%s)", d.source, len(corpus), why)
         return None

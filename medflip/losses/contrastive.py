@@ -9,12 +9,12 @@ overflow bf16's range of useful precision, and these are tiny next to the towers
 At world size > 1 `MedFLIPLoss` gathers the embeddings, token tensors and labels of every
 rank (`medflip.losses.rows`, open_clip's gather-with-gradient pattern), so the contrastive
 and SVD terms are the global batch's; MLM and MIM stay per sample on each rank. Rows
-without an image (text-only reports) enter only the label-matched kinds (`LABEL_MATCHED`).
+without an image (text-only reports) enter only the label-matched kinds
+(`LossKind.label_matched` in `medflip.registry.LOSS_KINDS`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from medflip.losses import rows as losses_rows
 from medflip.losses.svd import sigma1, svd_pair_loss, svd_spectral_loss
+from medflip.registry import LOSS_KINDS
 
 if TYPE_CHECKING:
     from medflip.config import Config
@@ -148,43 +149,21 @@ def mim_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> to
     return (per_patch * mask).sum() / mask.sum().clamp_min(1.0)
 
 
-Contrastive = Callable[[dict, torch.Tensor], torch.Tensor]
-LOSS_KINDS: dict[str, Contrastive] = {}  # loss.kind -> contrastive term over paired rows
-LABEL_MATCHED = frozenset({"medclip"})  # kinds given unpaired rows too (label soft targets)
+# The terms `medflip.registry.LOSS_KINDS` names: fn(rows, tau) -> scalar.
 
 
-def register_kind(name: str) -> Callable[[Contrastive], Contrastive]:
-    """Register a contrastive loss kind: fn(rows, tau) -> scalar. `loss.kind` allows it."""
-
-    def add(fn: Contrastive) -> Contrastive:
-        LOSS_KINDS[name] = fn
-        return fn
-
-    return add
-
-
-def loss_kind(name: str) -> Contrastive:
-    """The registered contrastive term `name`; an unknown name is an error naming the kinds."""
-    if name not in LOSS_KINDS:
-        raise ValueError(f"loss.kind: {name!r} is not one of {', '.join(LOSS_KINDS)}")
-    return LOSS_KINDS[name]
-
-
-@register_kind("clip")
-def _clip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+def clip_term(p: dict, tau: torch.Tensor) -> torch.Tensor:
     return clip_loss(p["image_emb"], p["text_emb"], tau)
 
 
-@register_kind("medclip")
-def _medclip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+def medclip_term(p: dict, tau: torch.Tensor) -> torch.Tensor:
     if p.get("image_labels") is None or p.get("labels") is None:
         raise KeyError("loss.kind=medclip needs batch['image_labels'] and batch['labels']")
     image_labels, text_labels = label_targets(p["image_labels"]), label_targets(p["labels"])
     return medclip_loss(p["image_emb"], p["text_emb"], image_labels, text_labels, tau)
 
 
-@register_kind("medflip")
-def _medflip_kind(p: dict, tau: torch.Tensor) -> torch.Tensor:
+def medflip_term(p: dict, tau: torch.Tensor) -> torch.Tensor:
     return medflip_loss(p["image_emb"], p["text_emb"], tau)
 
 
@@ -199,8 +178,9 @@ class MedFLIPLoss(nn.Module):
 
     def __init__(self, cfg: Config):
         super().__init__()
-        self.kind = cfg.loss.kind
-        self._contrastive = loss_kind(cfg.loss.kind)
+        kind = LOSS_KINDS[cfg.loss.kind]
+        self.kind, self.label_matched = kind.name, kind.label_matched
+        self._contrastive = kind.load()
         self.svd_weight = cfg.loss.svd_weight
         self.svd_form = cfg.loss.svd_form
         self.mlm_weight = cfg.loss.mlm_weight
@@ -229,7 +209,7 @@ class MedFLIPLoss(nn.Module):
         # MedCLIP's decoupling: a kind whose targets come from label vectors also learns
         # from unpaired rows and from texts without an image (every image row vs every text
         # row, each with its own labels); the identity-target kinds: pairs only.
-        c = losses_rows.label_matched(rows) if self.kind in LABEL_MATCHED else p
+        c = losses_rows.label_matched(rows) if self.label_matched else p
         # A 0 touching the embeddings and tau: a batch without pairs still gives every
         # parameter a gradient (DDP waits for all of them).
         zero = (outputs["image_emb"].sum() + outputs["text_emb"].sum() + tau).float() * 0.0
@@ -256,16 +236,16 @@ class MedFLIPLoss(nn.Module):
 
 
 __all__ = [
-    "LOSS_KINDS",
     "MedFLIPLoss",
     "clip_loss",
+    "clip_term",
     "label_targets",
-    "loss_kind",
     "medclip_loss",
+    "medclip_term",
     "medflip_loss",
+    "medflip_term",
     "mim_loss",
     "mlm_loss",
-    "register_kind",
     "sigma1",
     "soft_targets",
     "svd_pair_loss",

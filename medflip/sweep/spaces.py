@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from medflip.registry import Registry
 from medflip.variants import RECIPE
 
 # What a 2-core demo can afford per trial (--smoke-test and `make demo` sizes live in the
@@ -142,9 +143,9 @@ DEMO = {
     "eval.before_tuning": True,
 }
 
-SPACES: dict[str, Space] = {
-    s.name: s
-    for s in (
+SPACES: Registry[Space] = Registry(
+    "sweep space",
+    (
         Space(
             "demo",
             "make demo: FLIP patch dropping 0.5 vs none, zero-shot accuracy vs training time",
@@ -231,12 +232,10 @@ SPACES: dict[str, Space] = {
             },
             defaults={"mask.variant": "none"},
         ),
-    )
-}
+    ),
+)
 
 
 def get(name: str) -> Space:
-    """The named space; a clear error listing the names otherwise."""
-    if name not in SPACES:
-        raise KeyError(f"unknown sweep space {name!r}; choose one of {', '.join(SPACES)}")
+    """The named space; an unknown name is a ConfigError listing the names."""
     return SPACES[name]

@@ -1,6 +1,6 @@
 """Layout `chexpert`: CheXpert (train/valid/test CSVs; no reports).
 
-Registers itself in `medflip.data.registry`.
+Named in `medflip.registry.DATA_SOURCES`.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 
+from medflip.data.layouts import Layout
 from medflip.data.records import (
     Record,
     SkipCounts,
@@ -16,7 +17,6 @@ from medflip.data.records import (
     read_csv,
     require_dir,
 )
-from medflip.data.registry import Source, register
 
 _CHEXPERT_PREFIX = re.compile(r"^CheXpert-v1\.0(-small)?/")
 # (candidate tables, split): the first existing table of each entry is read.
@@ -78,4 +78,4 @@ def read_chexpert(root: str, skipped: SkipCounts, label_text: str) -> list[Recor
     return records
 
 
-register(Source("chexpert", "train.csv and valid.csv", read_chexpert))
+LAYOUT = Layout(read=read_chexpert)

@@ -1,6 +1,6 @@
 """Layout `manifest`: a generic CSV/Parquet manifest (image_path, report, labels, ...).
 
-Registers itself in `medflip.data.registry`.
+Named in `medflip.registry.DATA_SOURCES`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 from medflip.data.labels import OBSERVATIONS
+from medflip.data.layouts import Layout
 from medflip.data.records import (
     Record,
     SkipCounts,
@@ -22,7 +23,6 @@ from medflip.data.records import (
     soft_target_labels,
     training_text,
 )
-from medflip.data.registry import Source, register
 
 _NO_LABELS = np.full(len(OBSERVATIONS), np.nan, dtype=np.float32)
 
@@ -104,6 +104,4 @@ def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Recor
     return records
 
 
-register(
-    Source("manifest", "a manifest.csv or manifest.parquet", read_manifest, root_may_be_file=True)
-)
+LAYOUT = Layout(read=read_manifest)

@@ -1,6 +1,6 @@
 """Layout `mimic-cxr`: MIMIC-CXR-JPG + the MIMIC-CXR reports.
 
-Registers itself in `medflip.data.registry`.
+Named in `medflip.registry.DATA_SOURCES`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from medflip.data.layouts import Layout
 from medflip.data.records import (
     Record,
     SkipCounts,
@@ -21,7 +22,6 @@ from medflip.data.records import (
     soft_target_labels,
     training_text,
 )
-from medflip.data.registry import Source, register
 
 
 def _read_report(path: str, skipped: SkipCounts) -> str | None:
@@ -133,10 +133,4 @@ def read_mimic(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
     return records
 
 
-register(
-    Source(
-        "mimic-cxr",
-        "files/pXX/pNNNNNNNN/sNNNNNNNN/*.jpg, mimic-cxr-2.*-metadata.csv(.gz) and the reports",
-        read_mimic,
-    )
-)
+LAYOUT = Layout(read=read_mimic)

@@ -1,6 +1,6 @@
 """Layout `openi`: OpenI / IU-Xray (one XML report per study, PNGs by parentImage id).
 
-Registers itself in `medflip.data.registry`.
+Named in `medflip.registry.DATA_SOURCES`.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ import glob
 import os
 import xml.etree.ElementTree as ET
 
+from medflip.data.layouts import Layout
 from medflip.data.records import (
     Record,
     SkipCounts,
@@ -17,7 +18,6 @@ from medflip.data.records import (
     soft_target_labels,
     training_text,
 )
-from medflip.data.registry import Source, register
 
 
 def _openi_image_dirs(root: str) -> list[str]:
@@ -79,4 +79,4 @@ def read_openi(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
     return records
 
 
-register(Source("openi", "ecgen-radiology/*.xml and NLMCXR_png/ (or images/)", read_openi))
+LAYOUT = Layout(read=read_openi)

@@ -1,6 +1,6 @@
 """Layout `synthetic`: the embedded procedural corpus (no root; `medflip.data.synthetic`).
 
-Registers itself in `medflip.data.registry`. Its training studies are indices
+Named in `medflip.registry.DATA_SOURCES`. Its training studies are indices
 [0, data.num_train) of corpus `data.seed`, rendered once into the on-disk cache; the
 evaluation studies start at `benchmark.EVAL_OFFSET`, so they are disjoint by construction.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from medflip.data.corpus import synthetic_corpus
+from medflip.data.layouts import Layout
 from medflip.data.records import DEFAULT_LABEL_TEXT, text_labels
-from medflip.data.registry import Source, register
 from medflip.data.synthetic import SyntheticCXR
 
 TOKENIZER_TEXTS = 4000  # synthetic reports the WordPiece vocabulary is learned from
@@ -41,4 +41,4 @@ def tokenizer_texts(texts: list[str]) -> list[str]:
     return texts[:TOKENIZER_TEXTS]  # templated reports: a few thousand hold the vocabulary
 
 
-register(Source("synthetic", "", train_corpus=train_corpus, tokenizer_texts=tokenizer_texts))
+LAYOUT = Layout(train_corpus=train_corpus, tokenizer_texts=tokenizer_texts)
