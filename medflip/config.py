@@ -27,6 +27,10 @@ class DataConfig:
     # | chexpert | openi | manifest
     root: str = ""  # dataset root; unused for the embedded synthetic corpus
     image_size: int = 64  # 64 px learned as well as 128 px in the demo probe, at 1/4 the cost
+    # Training resolution (CLIPA / RECLIP): 0 = image_size. Below it, training batches are
+    # resized down (the ViT's positional embeddings resampled as timm does) until the final
+    # full-size tuning phase (training/schedule.py); evaluation always reads image_size.
+    train_image_size: int = 0
     num_train: int = 20000  # synthetic pairs; enough that a 5-minute demo run never repeats much
     fraction: float = 1.0  # share of pretraining pairs used (data-efficiency sweep)
     paired: float = 1.0  # share kept paired; the rest used as unpaired images and texts
@@ -67,6 +71,16 @@ class MaskConfig:
     # main cosine was < 1 % of the peak: it changed nothing). On wherever masking is studied.
     unmasked_tune_share: float = 0.05
     unmasked_tune_lr: float = 0.1
+    # Report tokens the text tower reads in training (CLIPA's text reduction), [CLS]/[SEP]
+    # included: 0 = the whole report; a share in (0, 1) = that share of each report's tokens
+    # (at least 3); an integer >= 3 = at most that many tokens. Soft-target labels always
+    # come from the whole report; evaluation and the full-size tuning phase read everything.
+    text_tokens: float = 0.0
+    # which tokens a reduced report keeps (data/text_budget.py): truncate (the first ones:
+    # IMPRESSION first) | random | block (one random contiguous span) | findings (sentences
+    # with a positive or uncertain CheXpert finding first, then negated ones, then the rest)
+    text_policy: str = "truncate"
+
 
 
 @dataclass(frozen=True)
@@ -137,6 +151,7 @@ CHOICES = {
     "data.source": tuple(DATA_SOURCES),  # medflip/registry.py
     "data.label_text": ("findings_impression", "impression"),
     "mask.variant": ("none", "image", "text", "both"),
+    "mask.text_policy": ("truncate", "random", "block", "findings"),
     "loss.kind": tuple(LOSS_KINDS),  # medflip/registry.py
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("auto", "fp32", "bf16", "fp16"),
@@ -145,6 +160,7 @@ CHOICES = {
 # key -> (low, high, low_inclusive, high_inclusive); None = unbounded
 RANGES = {
     "data.image_size": (8, None, True, True),
+    "data.train_image_size": (0, None, True, True),
     "data.num_train": (1, None, True, True),
     "data.fraction": (0.0, 1.0, False, True),
     "data.paired": (0.0, 1.0, True, True),
@@ -163,6 +179,7 @@ RANGES = {
     "mask.text_ratio": (0.0, 0.5, True, True),
     "mask.unmasked_tune_share": (0.0, 0.5, True, True),
     "mask.unmasked_tune_lr": (0.0, 1.0, False, True),
+    "mask.text_tokens": (0.0, 512.0, True, True),
     "loss.temperature": (0.0, None, False, True),
     "loss.svd_weight": (0.0, None, True, True),
     "loss.mlm_weight": (0.0, None, True, True),
@@ -304,6 +321,7 @@ def validate(cfg: Config) -> None:
             f"data.image_size: {cfg.data.image_size} is not a multiple of "
             f"model.patch_size ({cfg.model.patch_size})"
         )
+    _check_budgets(cfg)
     if cfg.model.image_width % cfg.model.image_heads:
         raise ConfigError(
             f"model.image_heads: {cfg.model.image_heads} does not divide "
@@ -319,6 +337,23 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"model.text: {text!r} is not one of {sizes} or a local path")
     elif not os.path.isdir(text):
         raise ConfigError(f"model.text: {text!r} is neither scratch-<size> nor a local directory")
+
+
+def _check_budgets(cfg: Config) -> None:
+    """The token budgets: a training resolution that fits the patches and does not exceed
+    the evaluation size; a text budget that is a share or a whole count below the length."""
+    size, full, patch = cfg.data.train_image_size, cfg.data.image_size, cfg.model.patch_size
+    if size and (size > full or size % patch):
+        raise ConfigError(
+            f"data.train_image_size: {size} must be 0 (= data.image_size) or a multiple of "
+            f"model.patch_size ({patch}) no larger than data.image_size ({full})"
+        )
+    budget, length = cfg.mask.text_tokens, cfg.data.max_text_len
+    if budget >= 1 and (budget != int(budget) or not 3 <= budget < length):
+        raise ConfigError(
+            f"mask.text_tokens: {budget:g} is neither 0 (off), a share in (0, 1) nor a whole "
+            f"number of tokens in [3, data.max_text_len ({length}))"
+        )
 
 
 def config_hash(cfg: Config) -> str:

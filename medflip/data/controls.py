@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import Dataset
 
-TEXT_KEYS = ("input_ids", "attention_mask", "labels")
+TEXT_KEYS = ("input_ids", "attention_mask", "labels", "text_priority")  # those an item has
 
 
 class ShuffledReports(Dataset):
@@ -28,5 +28,6 @@ class ShuffledReports(Dataset):
         item = dict(self.base[i])
         other = self.base[int(self.perm[i])]
         for key in TEXT_KEYS:
-            item[key] = other[key]
+            if key in other:
+                item[key] = other[key]
         return item

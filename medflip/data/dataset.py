@@ -30,6 +30,7 @@ from medflip.data.corpus import (  # noqa: F401
 )
 from medflip.data.prompts import labels_to_text, prompt_corpus
 from medflip.data.sampler import ShardedBatchSampler
+from medflip.data.text_budget import PRIORITY_KEY, finding_priority
 from medflip.data.text_rows import text_only_rows
 from medflip.data.tokenizer import corpus_tokenizer, pretrained_tokenizer, tokenizer_hash
 
@@ -140,6 +141,20 @@ def tokenize(corpus: Corpus, tokenizer, max_len: int) -> tuple[np.ndarray, np.nd
         return npz["input_ids"], npz["attention_mask"]
 
 
+def sentence_priority(corpus: Corpus, tokenizer, max_len: int, ids: np.ndarray) -> np.ndarray:
+    """uint8 [N, T] `text_budget.finding_priority` of the corpus texts, kept beside their
+    tokens in the prepared entry (labelling every sentence costs ~1 ms a report)."""
+    if not corpus.tokens_dir:
+        return finding_priority(corpus.texts, tokenizer, max_len, ids)
+    key = digest(["priority-v1", tokenizer_hash(tokenizer), str(max_len), *corpus.texts])
+    path = os.path.join(corpus.tokens_dir, f"priority-{key}.npy")
+    if not os.path.isfile(path):
+        ranks = finding_priority(corpus.texts, tokenizer, max_len, ids)
+        with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, ranks)
+    return np.load(path)
+
+
 class PretrainDataset(Dataset):
     """Item m: the image of study image_index[m] with the text of study text_index[m].
 
@@ -147,7 +162,9 @@ class PretrainDataset(Dataset):
     (T = data.max_text_len, padded/truncated), labels float32 [14] (the text's report
     codes: soft targets), image_labels float32 [14] (what the image shows: synthetic truth;
     real data: its study's labels), paired bool (False: the text is another study's),
-    has_image bool. Rows after the pairs are the `text_only` corpus's texts (no image:
+    has_image bool; with `text_priority` also text_priority uint8 [T] (each token's sentence
+    rank, text_budget.finding_priority: the findings policy). Rows after the pairs are the
+    `text_only` corpus's texts (no image:
     image is float32 [0, H, W], has_image False; `collate` stacks only real images).
     An image that cannot be decoded is counted in `skipped` (per process) and the next
     row is returned instead.
@@ -162,10 +179,18 @@ class PretrainDataset(Dataset):
         text_index: np.ndarray,
         paired: np.ndarray,
         text_only: Corpus | None = None,
+        text_priority: bool = False,
     ):
         self.corpus = corpus
         parts = [corpus] if text_only is None else [corpus, text_only]
         tokens = [tokenize(c, tokenizer, max_len) for c in parts]
+        self.priority = None  # [N+X, T] uint8, the findings policy's sentence ranks
+        if text_priority:
+            ranks = [
+                sentence_priority(c, tokenizer, max_len, ids)
+                for c, (ids, _) in zip(parts, tokens, strict=True)
+            ]
+            self.priority = torch.from_numpy(np.concatenate(ranks))
         self.input_ids = torch.from_numpy(np.concatenate([t[0] for t in tokens]))  # [N+X, T]
         self.attention_mask = torch.from_numpy(np.concatenate([t[1] for t in tokens]))
         self.labels = torch.from_numpy(np.concatenate([c.labels for c in parts]))  # [N+X, 14]
@@ -205,7 +230,9 @@ class PretrainDataset(Dataset):
     def __getitem__(self, m: int) -> dict:
         k, pixels = self._pixels(int(m))
         i, t = int(self.image_index[k]), int(self.text_index[k])
+        extra = {} if self.priority is None else {PRIORITY_KEY: self.priority[t]}
         return {
+            **extra,
             "image": normalize(torch.from_numpy(pixels)).reshape(-1, *pixels.shape[-2:]),
             "input_ids": self.input_ids[t].long(),
             "attention_mask": self.attention_mask[t].long(),
@@ -240,9 +267,11 @@ def build_train_dataset(cfg: Config, tokenizer) -> PretrainDataset:
         "training pairs: %d (%d paired) of %d studies", len(image_index), paired.sum(), len(corpus)
     )
     extra = text_only_rows(cfg)  # reports without an image (label-matched kinds only)
+    priority = cfg.mask.text_tokens > 0 and cfg.mask.text_policy == "findings"
     return PretrainDataset(
-        corpus, tokenizer, cfg.data.max_text_len, image_index, text_index, paired, extra
-    )
+        corpus, tokenizer, cfg.data.max_text_len, image_index, text_index, paired, extra,
+        text_priority=priority,
+    )  # fmt: skip
 
 
 class _InOrder(torch.utils.data.Sampler):

@@ -34,7 +34,7 @@ import torch
 from medflip.config import Config, to_json
 from medflip.training import checkpoint, distributed
 from medflip.training import progress as progress_text
-from medflip.training.masking import ratios_for
+from medflip.training.masking import budgets_for, ratios_for
 from medflip.training.run_parts import build_parts, device_name
 from medflip.training.schedule import lr_factor, unmasked
 from medflip.training.step import StepPlan, resolve_precision, train_step
@@ -110,11 +110,16 @@ class _Agreement:
 
 
 def _plan(progress: checkpoint.Progress, cfg: Config) -> StepPlan:
-    """This step's learning rate and mask ratios, from the agreed progress (schedule.py)."""
+    """This step's learning rate, mask ratios and token budgets, from the agreed progress
+    (schedule.py decides the phase; full-size tuning reads everything)."""
     tuning = unmasked(progress.step, progress.train_time_s, cfg)
     image_ratio, text_ratio = ratios_for(cfg, unmasked=tuning)
+    text_tokens, image_size = budgets_for(cfg, full_size=tuning)
     lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
-    return StepPlan(lr=lr, image_ratio=image_ratio, text_ratio=text_ratio)
+    return StepPlan(
+        lr=lr, image_ratio=image_ratio, text_ratio=text_ratio, text_tokens=text_tokens,
+        text_policy=cfg.mask.text_policy, image_size=image_size,
+    )  # fmt: skip
 
 
 class _Meter:

@@ -1,16 +1,19 @@
 """The learning-rate schedule and FLIP's unmasked-tuning phase: one function of progress.
 
 progress p = max(step / optim.max_steps, train_time / optim.time_budget_s), so a run
-anneals at whichever budget runs out first. With patch dropping (mask.image_ratio > 0) and
-`mask.unmasked_tune_share` s > 0, the run has two phases (FLIP, Li et al. 2023, sec. 3.3):
+anneals at whichever budget runs out first. When training reads less than evaluation
+(`reduces_inputs`: patch dropping, a text budget `mask.text_tokens` or a smaller
+`data.train_image_size`) and `mask.unmasked_tune_share` s > 0, the run has two phases
+(FLIP, Li et al. 2023, sec. 3.3; CLIPA's and RECLIP's full-size fine-tuning):
 
-    p < 1 - s   masked pre-training: linear warmup, cosine from optim.lr to 0 at p = 1 - s
-    p >= 1 - s  unmasked tuning: no patch dropping and no MLM/MIM, its own cosine from
+    p < 1 - s   reduced pre-training: linear warmup, cosine from optim.lr to 0 at p = 1 - s
+    p >= 1 - s  full-size ("unmasked") tuning: every patch, whole reports, full image size
+                (masking.budgets_for), no MLM/MIM; its own cosine from
                 mask.unmasked_tune_lr x optim.lr to 0 at p = 1
 
 The tuning phase restarts at a learning rate that can still move the weights (the tail of
-one long cosine, where it used to run, is below 1 % of the peak). Runs without patch
-dropping have one phase: the cosine over the whole budget.
+one long cosine, where it used to run, is below 1 % of the peak). Runs that read
+everything have one phase: the cosine over the whole budget.
 """
 
 from __future__ import annotations
@@ -28,9 +31,18 @@ def progress_fraction(step: int, train_time_s: float, cfg: Config) -> float:
     return min(1.0, p)
 
 
+def reduces_inputs(cfg: Config) -> bool:
+    """Whether training reads less than evaluation: dropped patches, a text budget or a
+    training image smaller than data.image_size."""
+    smaller = 0 < cfg.data.train_image_size < cfg.data.image_size
+    return cfg.mask.image_ratio > 0 or cfg.mask.text_tokens > 0 or smaller
+
+
 def tune_share(cfg: Config) -> float:
-    """The share of the budget spent in unmasked tuning (0 without patch dropping)."""
-    return cfg.mask.unmasked_tune_share if cfg.mask.image_ratio > 0 else 0.0
+    """The share of the budget spent in full-size tuning (0 when nothing is reduced)."""
+    return cfg.mask.unmasked_tune_share if reduces_inputs(cfg) else 0.0
+
+
 
 
 def unmasked(step: int, train_time_s: float, cfg: Config) -> bool:
