@@ -12,10 +12,11 @@ import time
 import torch
 
 from medflip.config import Config
+from medflip.device.precision import autocast
 from medflip.losses.contrastive import MedFLIPLoss
 from medflip.models.medflip import MedFLIP
 from medflip.training.run_parts import build_optimizer
-from medflip.training.step import StepPlan, autocast, train_step
+from medflip.training.step import StepPlan, train_step
 
 VOCAB, PAD, CLS, SEP, MASK = 2000, 0, 2, 3, 4
 

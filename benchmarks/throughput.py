@@ -191,7 +191,7 @@ def main(argv=None) -> dict:
     import torch
     from common import load_average
 
-    from medflip.training.step import resolve_precision
+    from medflip.device.precision import resolve_precision
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("--device cuda: no GPU visible here; use --device cpu", file=sys.stderr)

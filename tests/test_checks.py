@@ -107,3 +107,20 @@ def test_cli_exits_2_with_one_line_before_any_work(tmp_path, cli, case):
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith(want), lines
     assert not (tmp_path / "run").exists() and not (tmp_path / "sweeps").exists()
+
+
+def test_the_run_refuses_fp16_on_cpu_in_the_checks_words():
+    """One fp16 rule (medflip.device.precision): the run and the checks say the same."""
+    import torch
+
+    from medflip.training.engine import Hooks
+    from medflip.training.run_parts import build_parts
+
+    if torch.cuda.is_available():
+        pytest.skip("fp16 runs on this machine's GPU")
+    cfg = tiny(**{"optim.precision": "fp16"})
+    with pytest.raises(DataError) as checked:
+        check(cfg, device="cpu")
+    with pytest.raises(ValueError) as ran:
+        build_parts(cfg, Hooks())
+    assert str(ran.value) == str(checked.value)

@@ -200,7 +200,7 @@ def test_prepare_model_hook_is_used():
 
 
 def test_auto_precision_is_bf16_only_where_native_and_rows_record_what_ran():
-    from medflip.training.step import native_bf16, resolve_precision
+    from medflip.device.precision import native_bf16, resolve_precision
 
     assert resolve_precision("fp32", "cpu") == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"  # asked for explicitly: obeyed

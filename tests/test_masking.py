@@ -5,7 +5,7 @@ import torch
 
 from medflip import variants
 from medflip.config import apply_overrides
-from medflip.training.masking import mask_tokens, num_kept, random_keep_indices, ratios_for
+from medflip.models.masking import mask_tokens, num_kept, random_keep_indices, ratios_for
 
 SPECIAL = (0, 1, 2, 3)  # pad, unk, cls, sep
 MASK_ID, VOCAB = 4, 50

@@ -8,9 +8,9 @@ from medflip import variants
 from medflip.config import apply_overrides
 from medflip.losses.contrastive import MedFLIPLoss, mim_loss
 from medflip.models.image import normalized_patches, patchify
+from medflip.models.masking import mask_tokens
 from medflip.models.medflip import MedFLIP
 from medflip.models.text import TextTower
-from medflip.training.masking import mask_tokens
 
 VOCAB, PAD, CLS, SEP, MASK = 60, 0, 2, 3, 4
 SPECIAL = (PAD, 1, CLS, SEP, MASK)

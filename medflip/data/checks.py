@@ -20,6 +20,7 @@ from medflip import variants
 from medflip.config import Config, ConfigError, apply_overrides
 from medflip.data import eval_sets as benchmark
 from medflip.data import sources
+from medflip.device.precision import precision_problem
 from medflip.registry import DATA_SOURCES
 
 
@@ -35,11 +36,9 @@ def check(cfg: Config, device: str | None = None) -> None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    if cfg.optim.precision == "fp16" and device == "cpu":
-        raise DataError(
-            "optim.precision: fp16 needs a CUDA device (this run is on CPU; "
-            "torch has no fp16 GradScaler there); use bf16 or fp32"
-        )
+    problem = precision_problem(cfg.optim.precision, device)
+    if problem:
+        raise DataError(f"optim.precision: {problem}")
     check_tokenizer(cfg)
     if DATA_SOURCES[cfg.data.source].embedded:
         return  # an embedded corpus: every size is available by construction

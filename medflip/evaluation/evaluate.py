@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from medflip.data.eval_sets import val_test_split
+from medflip.device.precision import autocast  # the one autocast rule, as in training
 from medflip.evaluation import items
-from medflip.training.step import autocast  # the one autocast rule, as in training
 
 RETRIEVAL_KS = (1, 2, 5, 10)
 

@@ -5,14 +5,14 @@ files are absent); the image tower encodes only the N_i rows with one, so the mo
 image outputs have N_i rows while its text outputs have N. Here the image outputs are
 scattered back to one row per batch row (zeros where there is no image, masked out by
 `has_image`), so every rank contributes the same number of rows to the gather-with-gradient
-(`medflip.training.distributed.gather_rows` needs equal shares) and each rank's rows stay aligned.
+(`medflip.device.distributed.gather_rows` needs equal shares) and each rank's rows stay aligned.
 """
 
 from __future__ import annotations
 
 import torch
 
-from medflip.training import distributed
+from medflip.device import distributed
 
 GRAD_KEYS = ("image_emb", "text_emb", "image_tokens", "text_tokens", "text_token_mask")
 IMAGE_KEYS = ("image_emb", "image_tokens")  # N_i rows from the model: one per image

@@ -21,9 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from medflip.config import Config
-from medflip.models.image import ImageTower, MAEDecoder, normalized_patches, patch_grid
+from medflip.models.image import ImageTower, MAEDecoder, normalized_patches
+from medflip.models.masking import mask_tokens, objectives
 from medflip.models.text import TextTower
-from medflip.training.masking import mask_tokens, objectives
 
 # tau is kept in [0.01, 1] (CLIP clamps logit_scale at 100, i.e. tau >= 0.01; above 1 the
 # logits lie in [-1, 1] and the softmax is nearly uniform). Widened to include the initial tau.
@@ -150,8 +150,8 @@ class MedFLIP(nn.Module):
 
     def _mim(self, images: torch.Tensor, image) -> dict:
         """MAE reconstruction of the dropped patches (eq. 9)."""
-        grid = patch_grid(images, self.cfg.model.patch_size)  # the batch's, maybe reduced
-        pred = self.decoder(image, grid)  # [N, L, p*p]
+        num_patches = self.image.num_patches
+        pred = self.decoder(image, num_patches)  # [N, L, p*p]
         mask = torch.zeros(pred.shape[:2], device=pred.device)
         mask.scatter_(1, image.masked, 1.0)  # [N, L], 1 = dropped
         target = normalized_patches(images, self.cfg.model.patch_size)  # [N, L, p*p]

@@ -32,12 +32,14 @@ from dataclasses import dataclass
 import torch
 
 from medflip.config import Config, to_json
-from medflip.training import checkpoint, distributed
+from medflip.device import distributed
+from medflip.device.precision import resolve_precision
+from medflip.models.masking import ratios_for
+from medflip.training import checkpoint
 from medflip.training import progress as progress_text
-from medflip.training.masking import budgets_for, ratios_for
-from medflip.training.run_parts import build_parts, device_name
+from medflip.training.run_parts import build_parts, device_name, rank_seed
 from medflip.training.schedule import lr_factor, unmasked
-from medflip.training.step import StepPlan, resolve_precision, train_step
+from medflip.training.step import StepPlan, train_step
 
 log = logging.getLogger("medflip.training.engine")
 Report = Callable[[dict, "str | None"], None]
@@ -110,16 +112,11 @@ class _Agreement:
 
 
 def _plan(progress: checkpoint.Progress, cfg: Config) -> StepPlan:
-    """This step's learning rate, mask ratios and token budgets, from the agreed progress
-    (schedule.py decides the phase; full-size tuning reads everything)."""
+    """This step's learning rate and mask ratios, from the agreed progress (schedule.py)."""
     tuning = unmasked(progress.step, progress.train_time_s, cfg)
     image_ratio, text_ratio = ratios_for(cfg, unmasked=tuning)
-    text_tokens, image_size = budgets_for(cfg, full_size=tuning)
     lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
-    return StepPlan(
-        lr=lr, image_ratio=image_ratio, text_ratio=text_ratio, text_tokens=text_tokens,
-        text_policy=cfg.mask.text_policy, image_size=image_size,
-    )  # fmt: skip
+    return StepPlan(lr=lr, image_ratio=image_ratio, text_ratio=text_ratio)
 
 
 class _Meter:
@@ -254,9 +251,14 @@ def fit(
     progress = checkpoint.Progress()
     if resume_from:
         progress = checkpoint.load(
-            resume_from, parts.unwrapped, parts.optimizer, parts.scaler, parts.rank,
-            parts.tokenizer_hash, rank_seed=cfg.seed * 1000 + parts.rank + 1,
-        )  # fmt: skip
+            resume_from,
+            parts.unwrapped,
+            parts.optimizer,
+            parts.scaler,
+            parts.rank,
+            parts.tokenizer_hash,
+            rank_seed=rank_seed(cfg.seed, parts.rank),
+        )
         log.info("resumed from %s at step %d", resume_from, progress.step)
     agreement = _Agreement(parts.device, parts.world_size, progress.train_time_s)
     started, meter, status = time.perf_counter(), _Meter(), "completed"

@@ -19,11 +19,18 @@ from medflip.data.controls import ShuffledReports
 from medflip.data.dataset import build_tokenizer, build_train_dataset, collate
 from medflip.data.sampler import ShardedBatchSampler
 from medflip.data.tokenizer import load_experiment_tokenizer, tokenizer_hash
+from medflip.device.precision import grad_scaler, precision_problem
 from medflip.evaluation import evaluate as evaluation
 from medflip.losses.contrastive import MedFLIPLoss
 from medflip.models.medflip import MedFLIP
 
 log = logging.getLogger("medflip.training.engine")
+
+
+def rank_seed(seed: int, rank: int) -> int:
+    """Rank `rank`'s torch seed for masking noise: different on every rank, the same on
+    every run of a seed (a resumed run reseeds from it, see checkpoint.load)."""
+    return seed * 1000 + rank + 1
 
 
 def pick_device() -> torch.device:
@@ -129,10 +136,11 @@ def _tokenizer(cfg: Config, hooks):
 
 def build_parts(cfg: Config, hooks) -> RunParts:
     """Data, model (prepared by `hooks.prepare_model`), loss, optimiser for rank `hooks.rank`."""
-    if cfg.optim.precision == "fp16" and not torch.cuda.is_available():
-        raise ValueError("optim.precision: fp16 needs a GPU; use bf16 or fp32 on CPU")
-    prepare_model, rank, world_size = hooks.prepare_model, hooks.rank, hooks.world_size
     device = pick_device()
+    problem = precision_problem(cfg.optim.precision, device.type)
+    if problem:
+        raise ValueError(f"optim.precision: {problem}")
+    prepare_model, rank, world_size = hooks.prepare_model, hooks.rank, hooks.world_size
     tokenizer = _tokenizer(cfg, hooks)
     vocab_hash = tokenizer_hash(tokenizer)  # before use: encoding stores padding state in it
     dataset = build_train_dataset(cfg, tokenizer)
@@ -148,9 +156,9 @@ def build_parts(cfg: Config, hooks) -> RunParts:
     ).to(device)
     unwrapped = model
     model = prepare_model(model)
-    torch.manual_seed(cfg.seed * 1000 + rank + 1)  # per-rank masking noise
+    torch.manual_seed(rank_seed(cfg.seed, rank))  # per-rank masking noise
     optimizer = build_optimizer(unwrapped, cfg)
-    scaler = torch.amp.GradScaler("cuda") if cfg.optim.precision == "fp16" else None
+    scaler = grad_scaler(cfg.optim.precision)
     parts = RunParts(
         cfg,
         device,

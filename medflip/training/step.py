@@ -2,78 +2,32 @@
 
 open_clip's `train_one_epoch` / `training_forward` idea: forward under autocast, the loss,
 then backward with the grad scaler, clipping and the optimiser step, in one function. Which
-objectives a step trains (the mask ratios) is decided by `medflip.training.masking.ratios_for`; the
+objectives a step trains (the mask ratios) is decided by `medflip.models.masking.ratios_for`; the
 learning rate by the engine's schedule. Both arrive here as a `StepPlan`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from medflip.data.text_budget import reduce_batch
-from medflip.models.image import resize_images
+from medflip.device.precision import autocast
 
 # (finite on this rank, this rank's loss values) -> (finite on every rank, agreed values):
 # the engine's per-step agreement collective, called between forward and backward.
 Agree = Callable[[bool, dict[str, float]], tuple[bool, dict[str, float]]]
 
 
-def native_bf16(device_type: str) -> bool:
-    """Whether bf16 matmuls are fast here: a GPU that supports bf16, or a CPU oneDNN runs
-    bf16 on (AVX512/AMX). On an AVX2-only CPU bf16 autocast made a linear layer ~10x
-    slower than fp32 (2.07 s vs 0.19 s, 16k x 192 -> 768, one thread, AMD EPYC)."""
-    if device_type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-
-
-def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """`auto` -> bf16 where it is native (see native_bf16), else fp32; others unchanged."""
-    if precision != "auto":
-        return precision
-    return "bf16" if native_bf16(torch.device(device).type) else "fp32"
-
-
-def autocast(device: torch.device | str, precision: str):
-    """The one autocast rule: bf16 on CPU and GPU; fp16 on GPU only (with a GradScaler);
-    fp32 (or fp16 asked on CPU) runs without autocast; `auto` per resolve_precision."""
-    device_type = torch.device(device).type
-    precision = resolve_precision(precision, device)
-    if precision == "bf16":
-        return torch.autocast(device_type, dtype=torch.bfloat16)
-    if precision == "fp16" and device_type == "cuda":
-        return torch.autocast(device_type, dtype=torch.float16)
-    return contextlib.nullcontext()
-
-
 @dataclass(frozen=True)
 class StepPlan:
-    """What one step trains: its learning rate, mask ratios (image patches, MLM tokens) and
-    token budgets (report tokens per `text_policy`, 0 = all; image side, 0 = as loaded)."""
+    """What one step trains: its learning rate and mask ratios (image patches, MLM tokens)."""
 
     lr: float
     image_ratio: float
     text_ratio: float = 0.0
-    text_tokens: float = 0.0
-    text_policy: str = "truncate"
-    image_size: int = 0
-
-
-def reduce_inputs(batch: dict, plan: StepPlan) -> dict:
-    """The batch the model reads under `plan`'s budgets: images resized to `image_size`,
-    reports cut to `text_tokens` (medflip.data.text_budget; labels stay the whole report's).
-    On the batch's device, with torch's RNG (saved in checkpoints)."""
-    batch = reduce_batch(batch, plan.text_tokens, plan.text_policy)
-    if plan.image_size and "image" in batch:
-        batch["image"] = resize_images(batch["image"], plan.image_size)
-    return batch
-
-
 
 
 def train_step(
@@ -100,7 +54,7 @@ def train_step(
     device = next(model.parameters()).device
     for group in optimizer.param_groups:
         group["lr"] = plan.lr
-    batch = reduce_inputs({k: v.to(device, non_blocking=True) for k, v in batch.items()}, plan)
+    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
     with autocast(device, precision):
         outputs = model(batch, image_ratio=plan.image_ratio, text_ratio=plan.text_ratio)
         losses = criterion(outputs, batch)
@@ -135,4 +89,4 @@ def train_step(
     return values
 
 
-__all__ = ["Agree", "StepPlan", "autocast", "train_step"]
+__all__ = ["Agree", "StepPlan", "train_step"]
