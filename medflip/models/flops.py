@@ -11,6 +11,10 @@ the 1 + K kept tokens (cls + visible): per token 12 W^2 (qkv 3, proj 1, MLP 2 x 
 image 2 (1 + K)^2 W for attention scores and values; projection W x E of the pooled token.
 Text tower (BERT): per token and layer 4 H^2 + 2 H I, per text 2 T^2 H for attention;
 projection H x E. T = the encoded length (the batch's longest text).
+
+`python -m medflip.models.flops --amdahl` prints the README's Amdahl table: what 75 %
+image masking buys a whole step, and the text tower's share of the masked step, per text
+length, for the paper model and the demo model.
 """
 
 from __future__ import annotations
@@ -21,10 +25,11 @@ from medflip.models.masking import num_kept
 MLP_RATIO = 4  # timm's ViT default (medflip.models.image.build_vit keeps it)
 
 
-def image_macs(cfg: Config, ratio: float) -> int:
-    """Multiply-adds of one image's forward pass at mask ratio `ratio`."""
+def image_macs(cfg: Config, ratio: float, image_size: int = 0) -> int:
+    """Multiply-adds of one image's forward pass at mask ratio `ratio` (at `image_size`
+    pixels a side; 0 = data.image_size)."""
     m = cfg.model
-    width, patches = m.image_width, (cfg.data.image_size // m.patch_size) ** 2
+    width, patches = m.image_width, ((image_size or cfg.data.image_size) // m.patch_size) ** 2
     tokens = 1 + num_kept(patches, ratio)  # cls + visible patches
     embed = patches * m.patch_size**2 * width  # conv over every patch (1 input channel)
     per_block = tokens * (4 + 2 * MLP_RATIO) * width**2 + 2 * tokens**2 * width
@@ -57,10 +62,67 @@ def svd_pair_flops(batch: int, kept: int, text_length: int, dim: int, steps: int
     return 2 * batch**2 * 2 * (kept + text_length) * dim * (steps + 3)
 
 
+AMDAHL_LENGTHS = (77, 128, 256)  # CLIP's context; reports' FINDINGS + IMPRESSION range
+AMDAHL_RATIO = 0.75  # FLIP's headline mask ratio
+CLIPA_TOKENS = 16  # a CLIPA-sized text budget (its L/16 recipe trained on 8-32 tokens)
+
+
+def amdahl_rows(cfg: Config, lengths=AMDAHL_LENGTHS, ratio=AMDAHL_RATIO) -> list[dict]:
+    """Per text length: forward GFLOPs of each tower, the step-FLOPs speedup of image
+    masking at `ratio` (an upper bound on the time speedup), the text tower's share of the
+    masked step, and the speedup when the text is also cut to CLIPA_TOKENS tokens."""
+    rows = []
+    for length in lengths:
+        full = pair_forward_flops(cfg, 0.0, length)
+        masked = pair_forward_flops(cfg, ratio, length)
+        text = 2 * text_macs(cfg, length)
+        rows.append({
+            "text_tokens": length,
+            "image_gflops": round(2 * image_macs(cfg, 0.0) / 1e9, 2),
+            "text_gflops": round(text / 1e9, 2),
+            "speedup": round(full / masked, 2),
+            "text_share": round(text / masked, 3),
+            "speedup_text16": round(full / pair_forward_flops(cfg, ratio, CLIPA_TOKENS), 2),
+        })  # fmt: skip
+    return rows
+
+
+def amdahl_table(variant_names=("paper", "demo")) -> str:
+    """The README's Markdown table of `amdahl_rows` for each named variant."""
+    from medflip import variants
+
+    lines = [
+        f"| model | text tokens | image / text GFLOPs (fwd) | step speedup at "
+        f"{AMDAHL_RATIO:.0%} masking | text share of the masked step | speedup with "
+        f"{CLIPA_TOKENS} text tokens |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in variant_names:
+        for r in amdahl_rows(variants.get(name)):
+            lines.append(
+                f"| {name} | {r['text_tokens']} | {r['image_gflops']:g} / {r['text_gflops']:g} "
+                f"| {r['speedup']:.2f}x | {r['text_share']:.0%} | {r['speedup_text16']:.2f}x |"
+            )
+    return "\n".join(lines)
+
+
 __all__ = [
+    "amdahl_rows",
+    "amdahl_table",
     "image_macs",
     "pair_forward_flops",
     "svd_pair_flops",
     "text_macs",
     "train_flops_per_pair",
 ]
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="model FLOPs of a training pair")
+    parser.add_argument("--amdahl", action="store_true", help="print the README's Amdahl table")
+    if parser.parse_args().amdahl:
+        print(amdahl_table())
+    else:
+        parser.print_help()

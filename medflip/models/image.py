@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import torch
 import torch.nn as nn
-from timm.layers import trunc_normal_
+from timm.layers import resample_abs_pos_embed, trunc_normal_
 from timm.layers.pos_embed_sincos import build_sincos2d_pos_embed
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -70,8 +70,23 @@ class ImageTower(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         self.vit = build_vit(cfg)
-        self.num_patches = self.vit.patch_embed.num_patches
+        # Training below data.image_size (data.train_image_size) feeds smaller images; their
+        # positions are resampled from the full-size table (`pos_embed_for`).
+        self.vit.patch_embed.strict_img_size = False
+        self.num_patches = self.vit.patch_embed.num_patches  # at data.image_size
         self.width = cfg.model.image_width
+
+    def pos_embed_for(self, grid: tuple[int, int]) -> torch.Tensor:
+        """[1, 1+L, W] positions (cls first) for a patch grid: the learned table itself at
+        full size, else resampled from it as timm's `dynamic_img_size` does (bicubic,
+        antialiased; the cls slot kept), so gradients reach the full-size table."""
+        vit = self.vit
+        if tuple(grid) == tuple(vit.patch_embed.grid_size):
+            return vit.pos_embed
+        return resample_abs_pos_embed(
+            vit.pos_embed, new_size=list(grid), old_size=list(vit.patch_embed.grid_size),
+            num_prefix_tokens=1,
+        )  # fmt: skip
 
     def forward(self, images: torch.Tensor, ratio: float = 0.0) -> ImageOutput:
         """images [N, 1, H, W] -> ImageOutput; ratio = share of patches dropped."""
@@ -82,19 +97,37 @@ class ImageTower(nn.Module):
         vit = self.vit
         x = vit.patch_embed(images)  # [N, L, W]
         n, num_patches, width = x.shape
-        x = x + vit.pos_embed[:, 1:, :]  # positions first, so they survive the gather
+        pos = self.pos_embed_for(patch_grid(images, vit.patch_embed.patch_size[0]))
+        x = x + pos[:, 1:, :]  # positions first, so they survive the gather
         if ratio > 0:
             keep, masked = random_keep_indices(n, num_patches, ratio, device=x.device)
             x = x.gather(1, keep[:, :, None].expand(-1, -1, width))  # [N, K, W]
         else:  # no gather at all: bit-identical to timm's forward_features
             keep = torch.arange(num_patches, device=x.device).expand(n, -1)
             masked = keep[:, :0]
-        cls = (vit.cls_token + vit.pos_embed[:, :1, :]).expand(n, -1, -1)  # [N, 1, W]
+        cls = (vit.cls_token + pos[:, :1, :]).expand(n, -1, -1)  # [N, 1, W]
         x = vit.pos_drop(torch.cat([cls, x], dim=1))  # [N, 1+K, W]
         x = vit.norm_pre(vit.patch_drop(x))
         x = vit.norm(vit.blocks(x))  # [N, 1+K, W]
         tokens = x[:, 1:]  # [N, K, W]
         return ImageOutput(tokens.mean(dim=1), tokens, keep, masked, x)
+
+
+def patch_grid(images: torch.Tensor, patch_size: int) -> tuple[int, int]:
+    """(rows, columns) of patches of a [N, C, H, W] batch."""
+    return images.shape[-2] // patch_size, images.shape[-1] // patch_size
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """[N, C, H, W] -> [N, C, size, size] (CLIPA/RECLIP's low-resolution training input):
+    bilinear with antialiasing, i.e. an area-weighted average when shrinking; a no-op at
+    the batch's own size. Images are normalised by one global affine map, which commutes
+    with the resampling, so resizing after normalisation is the same as before it."""
+    if size <= 0 or tuple(images.shape[-2:]) == (size, size):
+        return images
+    return torch.nn.functional.interpolate(
+        images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
+    )
 
 
 def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
@@ -128,9 +161,8 @@ class MAEDecoder(nn.Module):
         self.patch_size = cfg.model.patch_size
         self.embed = nn.Linear(enc_width, width)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, width))
-        pos = build_sincos2d_pos_embed(list(grid_size), dim=width)  # [L, Wd]
-        pos = torch.cat([torch.zeros(1, width), pos], dim=0)[None]  # cls slot first
-        self.register_buffer("pos_embed", pos, persistent=False)  # [1, 1+L, Wd]
+        self.grid_size = tuple(grid_size)
+        self.register_buffer("pos_embed", _decoder_pos(grid_size, width), persistent=False)
         self.blocks = nn.Sequential(
             *[Block(width, heads, qkv_bias=True) for _ in range(cfg.model.decoder_depth)]
         )
@@ -138,13 +170,22 @@ class MAEDecoder(nn.Module):
         self.pred = nn.Linear(width, self.patch_size**2)  # in_chans = 1
         trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, out: ImageOutput, num_patches: int) -> torch.Tensor:
-        """Encoder output -> predicted normalised pixels for every patch, [N, L, p*p]."""
+    def forward(self, out: ImageOutput, grid: tuple[int, int]) -> torch.Tensor:
+        """Encoder output of images with a `grid` of patches -> predicted normalised pixels
+        for every patch, [N, L, p*p] (fixed sin-cos positions: any grid has its own)."""
         x = self.embed(out.latent)  # [N, 1+K, Wd]
         n, _, width = x.shape
+        num_patches = grid[0] * grid[1]
         full = self.mask_token.to(x.dtype).expand(n, num_patches, width).clone()  # [N, L, Wd]
         full.scatter_(1, out.keep[:, :, None].expand(-1, -1, width), x[:, 1:])
-        x = torch.cat([x[:, :1], full], dim=1) + self.pos_embed.to(x.dtype)  # [N, 1+L, Wd]
+        pos = self.pos_embed if tuple(grid) == self.grid_size else _decoder_pos(grid, width)
+        x = torch.cat([x[:, :1], full], dim=1) + pos.to(x.device, x.dtype)  # [N, 1+L, Wd]
         with cpu_sdpa(x.device):
             x = self.norm(self.blocks(x))
         return self.pred(x[:, 1:])  # [N, L, p*p]
+
+
+def _decoder_pos(grid: tuple[int, int], width: int) -> torch.Tensor:
+    """[1, 1+L, Wd] fixed 2-D sin-cos positions of a patch grid, a zero cls slot first."""
+    pos = build_sincos2d_pos_embed(list(grid), dim=width)  # [L, Wd]
+    return torch.cat([torch.zeros(1, width), pos], dim=0)[None]

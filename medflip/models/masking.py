@@ -108,3 +108,12 @@ def ratios_for(cfg: Config, unmasked: bool = False) -> tuple[float, float]:
         return 0.0, 0.0
     _, mlm = objectives(cfg)
     return cfg.mask.image_ratio, cfg.mask.text_ratio if mlm else 0.0
+
+
+def budgets_for(cfg: Config, full_size: bool = False) -> tuple[float, int]:
+    """(text_tokens, image_size) a training step reads: `mask.text_tokens` (0 = whole
+    reports) and `data.train_image_size` (0 = as loaded, data.image_size); both off in
+    the full-size tuning phase (`full_size=True`), which reads what evaluation reads."""
+    if full_size:
+        return 0.0, 0
+    return cfg.mask.text_tokens, cfg.data.train_image_size

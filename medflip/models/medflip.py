@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from medflip.config import Config
-from medflip.models.image import ImageTower, MAEDecoder, normalized_patches
+from medflip.models.image import ImageTower, MAEDecoder, normalized_patches, patch_grid
 from medflip.models.masking import mask_tokens, objectives
 from medflip.models.text import TextTower
 
@@ -150,8 +150,8 @@ class MedFLIP(nn.Module):
 
     def _mim(self, images: torch.Tensor, image) -> dict:
         """MAE reconstruction of the dropped patches (eq. 9)."""
-        num_patches = self.image.num_patches
-        pred = self.decoder(image, num_patches)  # [N, L, p*p]
+        grid = patch_grid(images, self.cfg.model.patch_size)  # the batch's, maybe reduced
+        pred = self.decoder(image, grid)  # [N, L, p*p]
         mask = torch.zeros(pred.shape[:2], device=pred.device)
         mask.scatter_(1, image.masked, 1.0)  # [N, L], 1 = dropped
         target = normalized_patches(images, self.cfg.model.patch_size)  # [N, L, p*p]

@@ -34,7 +34,7 @@ import torch
 from medflip.config import Config, to_json
 from medflip.device import distributed
 from medflip.device.precision import resolve_precision
-from medflip.models.masking import ratios_for
+from medflip.models.masking import budgets_for, ratios_for
 from medflip.training import checkpoint
 from medflip.training import progress as progress_text
 from medflip.training.run_parts import build_parts, device_name, rank_seed
@@ -112,11 +112,16 @@ class _Agreement:
 
 
 def _plan(progress: checkpoint.Progress, cfg: Config) -> StepPlan:
-    """This step's learning rate and mask ratios, from the agreed progress (schedule.py)."""
+    """This step's learning rate, mask ratios and token budgets, from the agreed progress
+    (schedule.py decides the phase; full-size tuning reads everything)."""
     tuning = unmasked(progress.step, progress.train_time_s, cfg)
     image_ratio, text_ratio = ratios_for(cfg, unmasked=tuning)
+    text_tokens, image_size = budgets_for(cfg, full_size=tuning)
     lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
-    return StepPlan(lr=lr, image_ratio=image_ratio, text_ratio=text_ratio)
+    return StepPlan(
+        lr=lr, image_ratio=image_ratio, text_ratio=text_ratio, text_tokens=text_tokens,
+        text_policy=cfg.mask.text_policy, image_size=image_size,
+    )  # fmt: skip
 
 
 class _Meter:

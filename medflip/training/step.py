@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
+from medflip.data.text_budget import reduce_batch
 from medflip.device.precision import autocast
+from medflip.models.image import resize_images
 
 # (finite on this rank, this rank's loss values) -> (finite on every rank, agreed values):
 # the engine's per-step agreement collective, called between forward and backward.
@@ -23,11 +25,25 @@ Agree = Callable[[bool, dict[str, float]], tuple[bool, dict[str, float]]]
 
 @dataclass(frozen=True)
 class StepPlan:
-    """What one step trains: its learning rate and mask ratios (image patches, MLM tokens)."""
+    """What one step trains: its learning rate, mask ratios (image patches, MLM tokens) and
+    token budgets (report tokens per `text_policy`, 0 = all; image side, 0 = as loaded)."""
 
     lr: float
     image_ratio: float
     text_ratio: float = 0.0
+    text_tokens: float = 0.0
+    text_policy: str = "truncate"
+    image_size: int = 0
+
+
+def reduce_inputs(batch: dict, plan: StepPlan) -> dict:
+    """The batch the model reads under `plan`'s budgets: images resized to `image_size`,
+    reports cut to `text_tokens` (medflip.data.text_budget; labels stay the whole report's).
+    On the batch's device, with torch's RNG (saved in checkpoints)."""
+    batch = reduce_batch(batch, plan.text_tokens, plan.text_policy)
+    if plan.image_size and "image" in batch:
+        batch["image"] = resize_images(batch["image"], plan.image_size)
+    return batch
 
 
 def train_step(
@@ -54,7 +70,7 @@ def train_step(
     device = next(model.parameters()).device
     for group in optimizer.param_groups:
         group["lr"] = plan.lr
-    batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    batch = reduce_inputs({k: v.to(device, non_blocking=True) for k, v in batch.items()}, plan)
     with autocast(device, precision):
         outputs = model(batch, image_ratio=plan.image_ratio, text_ratio=plan.text_ratio)
         losses = criterion(outputs, batch)
