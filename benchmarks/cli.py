@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a helper, not a benchmark: say so instead of printing nothing
+    raise SystemExit(
+        "benchmarks/cli.py is shared code, not a benchmark:"
+        " run benchmarks/masking.py, svd.py or throughput.py (--help lists the options)"
+    )
+
 import argparse
 
 

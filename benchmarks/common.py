@@ -5,6 +5,12 @@ that `--help` answers without importing torch, timm and transformers.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a helper, not a benchmark: say so instead of printing nothing
+    raise SystemExit(
+        "benchmarks/common.py is shared code, not a benchmark:"
+        " run benchmarks/masking.py, svd.py or throughput.py (--help lists the options)"
+    )
+
 import os
 import statistics
 import time

@@ -31,7 +31,6 @@ sys.path.insert(0, str(ROOT))
 
 from medflip import variants  # noqa: E402
 from medflip.config import apply_overrides  # noqa: E402
-from medflip.results import table as results  # noqa: E402
 from medflip.sweep import launch  # noqa: E402
 from medflip.sweep.plan import Plan, fixed_overrides, trial_points  # noqa: E402
 from medflip.sweep.spaces import Choice, get  # noqa: E402
@@ -96,6 +95,8 @@ def in_fit_overhead(wall_s: float, train_s: float, evals_s: float) -> float:
 
 
 def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -> dict:
+    from medflip.results import table as results  # pandas: after argparse
+
     final = results.final_rows(results.load(plan.experiment_dir))
     evals = {t: _eval_times(plan, t) for t in final.trial_id}
     tune = tune_times(plan.experiment_dir)

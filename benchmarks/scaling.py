@@ -23,14 +23,13 @@ import statistics
 import sys
 import tempfile
 
-import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
-
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 
 def _worker(rank, world, init, out, variant, overrides, threads, device):
+    import torch
+    import torch.distributed as dist
+
     from medflip import variants
     from medflip.config import apply_overrides
     from medflip.training import engine
@@ -57,6 +56,9 @@ def _worker(rank, world, init, out, variant, overrides, threads, device):
 
 def pairs_per_s(world, variant, overrides, threads, device) -> float:
     """Global training pairs/s over the second half of one run on `world` workers."""
+    import torch  # after argparse: --help answers at once
+    import torch.multiprocessing as mp
+
     with tempfile.TemporaryDirectory() as tmp:
         init, out = f"file://{os.path.join(tmp, 'rdv')}", os.path.join(tmp, "res")
         args = (world, init, out, variant, overrides, threads, device)

@@ -34,7 +34,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import sweep_scale_table as table  # noqa: E402
 
 FIELDS = (
     "driver_cpu_s",
@@ -134,6 +133,8 @@ def main(argv=None) -> int:
     rat = ratios(sweeps) if sweeps else {}
     if sweeps:
         print_table(sweeps, rat)
+    from benchmarks import sweep_scale_table as table  # pandas: after argparse
+
     appends = table.append_costs(args.append_rows)
     frontier = table.frontier_cost(args.frontier_rows) if args.frontier_rows else None
     load_after = (

@@ -21,13 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medflip.sweep import launch, tuning  # noqa: E402
-from medflip.sweep.spaces import get  # noqa: E402
 
 WINDOW = 20  # suggestions per median
 
 
 def searcher_costs(sizes: list[int]) -> dict:
+    from medflip.sweep import launch, tuning  # Ray and Optuna: after argparse
+    from medflip.sweep.spaces import get
+
     space = get("temperature")
     out = {}
     with tempfile.TemporaryDirectory(prefix="search-scale-") as storage:

@@ -6,6 +6,12 @@ grid's ratios x seeds), built in one vectorised frame rather than row by row.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a helper, not a benchmark: say so instead of printing nothing
+    raise SystemExit(
+        "benchmarks/sweep_scale_table.py is part of a benchmark:"
+        " run benchmarks/sweep_scale.py (--help lists the options)"
+    )
+
 import os
 import resource
 import statistics

@@ -6,6 +6,12 @@ and the searcher into its experiment state, and a class attribute is not pickled
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a helper, not a benchmark: say so instead of printing nothing
+    raise SystemExit(
+        "benchmarks/sweep_scale_trial.py is part of a benchmark:"
+        " run benchmarks/sweep_scale.py (--help lists the options)"
+    )
+
 import functools
 import math
 import os

@@ -19,8 +19,11 @@ import shutil
 import sys
 
 from medflip import config, variants
-from medflip.results import table as results
 from medflip.training import progress, resume
+
+# What an output dir holds once a run has written to it: a second run there without
+# --resume would merge its rows into (or overwrite) the first one's.
+RUN_FILES = ("results.parquet", "results.parts", "checkpoint")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,8 +58,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue from <out>/checkpoint if it exists; refused if the config differs "
-        f"from the saved one in anything but {', '.join(resume.SAFE_TO_CHANGE)}",
+        help="continue from <out>/checkpoint (refused when there is none, and when the config "
+        f"differs from the saved one in anything but {', '.join(resume.SAFE_TO_CHANGE)}); "
+        "without it, an --out that holds a run is refused",
     )
     p.add_argument("--quiet", action="store_true", help="only warnings and the final JSON line")
     return p.parse_args(argv)
@@ -90,10 +94,18 @@ def _resume_from(out: str, wanted: bool, cfg: config.Config) -> tuple[str | None
     trial_id = f"single-{config.config_hash(cfg)}"
     directory = os.path.join(out, "checkpoint")
     if not wanted:
+        held = [f for f in RUN_FILES if os.path.exists(os.path.join(out, f))]
+        if held:
+            raise config.ConfigError(
+                f"--out {out}: already holds a run ({', '.join(held)}); pass --resume to "
+                "continue it, or choose a new --out"
+            )
         return None, trial_id
     if not os.path.exists(os.path.join(directory, "state.pt")):
-        print(f"note: no checkpoint in {directory}; starting fresh", file=sys.stderr)
-        return None, trial_id
+        raise config.ConfigError(
+            f"--resume: no checkpoint in {directory} (no state.pt), nothing to continue; "
+            "drop --resume to start a new run, or give --out the run to continue"
+        )
     saved = resume.saved_config(directory)
     resume.check(saved, config.flatten(cfg), f"the run in {out}", known=set(config.KEYS))
     # The rows keep the run's first id, so a budget extended on resume stays one trial.
@@ -120,6 +132,8 @@ def main(argv=None) -> int:
         stream=sys.stderr,
     )
     log = logging.getLogger("medflip")
+    from medflip.results import table as results  # pandas: after the arguments are checked
+
     # The first start of a process spends most of its time importing the stack: say so.
     log.info("loading torch, timm and transformers ...")
     from medflip.training import engine  # torch and the models load only once the config is valid

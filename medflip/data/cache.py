@@ -14,8 +14,9 @@ import hashlib
 import multiprocessing
 import os
 import shutil
-import tempfile
 from collections.abc import Iterable
+
+from medflip import files
 
 
 def cache_dir() -> str:
@@ -66,7 +67,7 @@ def _refuse_spawn_reimport(path: str) -> None:
 @contextlib.contextmanager
 def atomic_dir(path: str):
     """Yield a temporary directory that becomes `path` when the block succeeds."""
-    tmp = tempfile.mkdtemp(prefix=".tmp-", dir=os.path.dirname(path))
+    tmp = files.temp_dir(os.path.dirname(path))  # readable under the umask, unlike mkdtemp
     try:
         yield tmp
         os.replace(tmp, path) if not os.path.exists(path) else shutil.rmtree(tmp)
@@ -78,7 +79,7 @@ def atomic_dir(path: str):
 @contextlib.contextmanager
 def atomic_file(path: str):
     """Yield a temporary file name that is renamed to `path` when the block succeeds."""
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(path))
+    fd, tmp = files.temp_file(os.path.dirname(path))  # readable under the umask: shared caches
     os.close(fd)
     try:
         yield tmp

@@ -131,7 +131,9 @@ def ensure(cfg: config.Config, mapper: Callable | None = None) -> None:
 
 def main(argv: list[str] | None = None, ray_mapper: Callable | None = None) -> int:
     """The CLI; `ray_mapper(address)` (from `medflip.sweep.prepare`) enables --address."""
-    p = argparse.ArgumentParser(prog="python -m medflip.data.prepare", description=__doc__)
+    # the Ray form (python -m medflip.sweep.prepare) is this CLI with a mapper: its own name
+    where = "sweep" if ray_mapper is not None else "data"
+    p = argparse.ArgumentParser(prog=f"python -m medflip.{where}.prepare", description=__doc__)
     p.add_argument("--source", required=True, help="mimic-cxr, chexpert, openi or manifest")
     p.add_argument("--root", required=True, help="dataset root (or a manifest file)")
     p.add_argument(

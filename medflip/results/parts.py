@@ -23,11 +23,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from medflip import files
 
 FANOUT = 16
 SEQ_KEY = b"medflip.parts_seq"
@@ -67,7 +68,8 @@ def write_atomic(table: pa.Table, target: Path, seq: int | None = None) -> None:
             {**(table.schema.metadata or {}), SEQ_KEY: b"%d" % seq}
         )
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    # group/other-readable under the umask (mkstemp's 0600 would hide it on shared storage)
+    fd, tmp = files.temp_file(target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             pq.write_table(table, fh)

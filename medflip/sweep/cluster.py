@@ -8,6 +8,11 @@ Otherwise the drivers take every CPU and no worker group ever starts.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad flags answered before Ray and pandas load
+    from medflip.sweep.tool_parsers import cluster_parser
+
+    cluster_parser().parse_args()
+
 import json
 import math
 import os
@@ -246,13 +251,9 @@ def remove_placement_groups(ids: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m medflip.sweep.cluster --address auto --clear RUN_DIR`: list or clear leftovers."""
-    import argparse
+    from medflip.sweep.tool_parsers import cluster_parser
 
-    parser = argparse.ArgumentParser(description=main.__doc__)
-    parser.add_argument("run_dir", help="the experiment directory (<storage>/<name>)")
-    parser.add_argument("--address", default="auto")
-    parser.add_argument("--clear", action="store_true", help="remove them (else only list)")
-    args = parser.parse_args(argv)
+    args = cluster_parser().parse_args(argv)
     ray.init(address=args.address)
     leftovers = leftover_placement_groups(args.run_dir)
     for g in leftovers:

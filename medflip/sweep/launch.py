@@ -14,9 +14,11 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from medflip import variants
 from medflip.config import ConfigError, overrides_from_cli
-from medflip.sweep import cluster, settings
+from medflip.sweep import cli_checks
 from medflip.sweep.plan import (
     HEAD,
     HEAD_MEMORY_PER_RUN_MB,
@@ -31,12 +33,18 @@ from medflip.sweep.plan import (
 )
 from medflip.sweep.spaces import Space, get
 
+if TYPE_CHECKING:  # Ray (cluster.py) loads after argparse: `--help` answers at once
+    from medflip.sweep import cluster
+
 SMOKE_TRIALS = 2
+# --seeds: one seed gives no seed-level interval and no verdict; at 5 a paired t has 4 df
+# (README Statistics)
+DEFAULT_SEEDS = 5
 
 
-def build_parser(space: Space) -> argparse.ArgumentParser:
+def build_parser(space: Space, prog: str | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog=f"sweeps/{space.name}.py",
+        prog=prog or f"sweeps/{space.name}.py",
         description=f"{space.name} sweep: {space.figure}. Each trial is a Ray Train run.",
     )
     add = p.add_argument
@@ -54,7 +62,12 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
         default=None,
         help=f"configurations a search tries (default {space.num_samples}); grids: 1",
     )
-    add("--seeds", type=int, default=5, help="replicates of every configuration (seeds)")
+    add(
+        "--seeds",
+        type=int,
+        default=None,  # None: not given, so --smoke-test can tell and run 1
+        help=f"replicates of every configuration (default {DEFAULT_SEEDS}; --smoke-test: 1)",
+    )
     add(
         "--max-concurrent",
         type=int,
@@ -69,7 +82,7 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
         default=None,
         help="default: a node's CPUs per GPU, or a whole node shared by a trial's workers",
     )
-    add("--variant", default=None, help="base config (demo, paper, tiny); default demo")
+    add("--variant", default=None, help=f"base config ({', '.join(variants.NAMES)}); default demo")
     add(
         "--config",
         default=None,
@@ -119,7 +132,8 @@ def build_parser(space: Space) -> argparse.ArgumentParser:
     add(
         "--smoke-test",
         action="store_true",
-        help=f"tiny variant, {SMOKE_TRIALS} trials, 1 seed: checks the whole path in minutes",
+        help=f"tiny variant, {SMOKE_TRIALS} trials, 1 seed unless --seeds is given: checks the "
+        "whole path in minutes",
     )
     add("--dry-run", action="store_true", help="print the trials and exit; Ray is not started")
     return p
@@ -134,8 +148,9 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         sets = overrides_from_cli(args.config, args.set)
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
+    cli_checks.searched_in_config_file(space, args.config)
     fixed = fixed_overrides(space, variant, sets)
-    seeds = seeds_for(1 if args.smoke_test else args.seeds, fixed)
+    seeds = seeds_for(cli_checks.seeds_count(args, DEFAULT_SEEDS), fixed)
     grid = space.kind == "grid"
     num_samples = args.num_samples or (1 if grid else space.num_samples)
     if args.smoke_test and not grid:
@@ -179,10 +194,13 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
     from medflip.data import checks  # the data root, eval sets, tokenizer: before Ray starts
 
     try:
-        checks.check_sweep(plan.variant, plan.fixed, plan.gpus_per_worker)
+        gpus = cli_checks.worker_gpus(plan.gpus_per_worker, plan.address)  # fp16 on a CPU
+        checks.check_sweep(plan.variant, plan.fixed, gpus)
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     if plan.resume:
+        from medflip.sweep import settings
+
         note = settings.check(plan)
         if note:
             print(note, file=sys.stderr)
@@ -216,6 +234,9 @@ def describe(plan: Plan, res: cluster.Resources | None, concurrency: int | None,
             f"each trial: {res.num_workers} worker(s) x {res.per_worker()}; "
             f"{concurrency} trial(s) at once" + head_limit(plan, nodes or [], concurrency)[1]
         )
+        from medflip.sweep import estimate  # wall time and device-hours before launch
+
+        lines += estimate.plan_lines(plan, res, concurrency)
     return "\n".join(lines)
 
 
@@ -226,9 +247,12 @@ def _axis_text(axis) -> str:
 
 
 def _local_nodes() -> list[dict[str, float]]:
-    import psutil
+    import importlib
+
+    import ray  # noqa: F401  (puts ray/thirdparty_files, where psutil lives, on sys.path)
     import torch
 
+    psutil = importlib.import_module("psutil")  # only importable once Ray is
     # Ray's default `memory` resource: 70% of what is available when it starts.
     memory = 0.7 * psutil.virtual_memory().available
     cpus, gpus = float(os.cpu_count() or 1), float(torch.cuda.device_count())
@@ -236,6 +260,8 @@ def _local_nodes() -> list[dict[str, float]]:
 
 
 def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
+    from medflip.sweep import cluster
+
     try:
         res = cluster.default_resources(
             nodes, plan.workers_per_trial, plan.cpus_per_worker, plan.gpus_per_worker
@@ -248,7 +274,7 @@ def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
 
 def run(plan: Plan, callbacks: Sequence = ()) -> int:
     """Start or join Ray, run or resume the sweep, print where the results are."""
-    from medflip.sweep import monitor, preflight, tuning
+    from medflip.sweep import cluster, monitor, preflight, settings, tuning
 
     # Storage and address are checked before Ray starts: a clear error, nothing written.
     preflight.check_storage(plan.storage)
@@ -295,18 +321,20 @@ def main(
     argv: Sequence[str] | None = None,
     callbacks: Sequence = (),
     report_hooks: Sequence[str] = ("medflip.sweep.monitor:record_metrics",),
+    prog: str | None = None,
 ) -> int:
     """The CLI of every sweeps/*.py.
 
     `callbacks`: extra Tune callbacks (driver side, e.g. a progress view);
     `report_hooks`: "module:function" names each worker calls at every report as
-    hook(metrics, {"experiment", "trial_id", "rank"}) (default: the live Prometheus gauges).
+    hook(metrics, {"experiment", "trial_id", "rank"}) (default: the live Prometheus gauges);
+    `prog`: the name usage lines show (default sweeps/<name>.py).
     """
-    from medflip.sweep import preflight
+    space = get(space_name)
+    args = build_parser(space, prog).parse_args(argv)
+    from medflip.sweep import preflight  # Ray's helpers: after argparse
     from medflip.sweep.preflight import PreflightError
 
-    space = get(space_name)
-    args = build_parser(space).parse_args(argv)
     try:
         plan = dataclasses.replace(make_plan(space, args), report_hooks=tuple(report_hooks))
         if args.dry_run:

@@ -15,6 +15,11 @@ driver never wrote are filled in, and from the command line
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # --help and bad flags answered before Ray and pandas load
+    from medflip.sweep.tool_parsers import recorder_parser
+
+    recorder_parser().parse_args()
+
 import glob
 import json
 import logging
@@ -216,21 +221,16 @@ def reconcile(experiment_dir: str, manifest: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """python -m medflip.sweep.recorder [--compact-only] RUN_DIR: fill RUN_DIR/results.parquet
-    with the rows in Ray's trial files and fold its parts into one file (--compact-only:
-    just fold the parts)."""
-    argv = sys.argv[1:] if argv is None else argv
-    only = "--compact-only" in argv
-    rest = [a for a in argv if a != "--compact-only"]
-    if len(rest) != 1 or rest[0].startswith("-"):
-        print(main.__doc__, file=sys.stderr)
-        return 2
-    if not only:
-        reconcile(rest[0], results.manifest(0))
+    """python -m medflip.sweep.recorder [--compact-only] RUN_DIR (tool_parsers.py)."""
+    from medflip.sweep.tool_parsers import recorder_parser
+
+    args = recorder_parser().parse_args(argv)
+    if not args.compact_only:
+        reconcile(args.run_dir, results.manifest(0))
     try:
-        print(results.compact(rest[0]))
+        print(results.compact(args.run_dir))
     except FileNotFoundError:
-        print(f"error: no results table in {rest[0]}", file=sys.stderr)
+        print(f"error: no results table in {args.run_dir}", file=sys.stderr)
         return 2
     return 0
 
