@@ -232,6 +232,23 @@ SPACES: Registry[Space] = Registry(
             },
             defaults={"mask.variant": "none"},
         ),
+        Space(
+            "token_budget",
+            "Beyond the paper (issue 23): text budget x image mask ratio x training "
+            "resolution in the recipe -- which token budget buys the most accuracy per "
+            "second and per FLOP",
+            "grid",
+            {
+                # first axis: what --smoke-test varies. 0 = the whole report; 16 = a
+                # CLIPA-sized budget; 0.5 = half of each report (truncate: IMPRESSION first)
+                "mask.text_tokens": Choice((0.0, 16.0, 0.5)),
+                "mask.image_ratio": Choice((0.5, 0.75, 0.0)),  # the recipe's 0.5 first
+                # 0 = data.image_size (demo: 64 px); 32 = half the side, a quarter of the
+                # patches, until full-size tuning restores it
+                "data.train_image_size": Choice((0, 32)),
+            },
+            defaults=_without(RECIPE, "mask.image_ratio"),
+        ),
     ),
 )
 
