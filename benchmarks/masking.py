@@ -11,6 +11,11 @@
    at r = 0 and 0.75 and the text part run twice, with the text forward in length buckets
    (medflip.models.text_buckets, the default on CPU) and as one trimmed batch: the
    speedup before / after bucketing side by side.
+3. Token budgets (issue 23), in the same interleaved run: the r = 0.75 step with the text
+   cut to 16 tokens (CLIPA-sized) and to half of each report (truncate policy: the cost
+   does not depend on which tokens are kept), the step at half the image side (32 px at
+   r = 0, and at r = 0.75 with 16 text tokens); each setting's model FLOPs per pair
+   (medflip.models.flops, kept tokens and pixels only) beside its time.
 
 Ends by printing one line of JSON. Random images and token ids: the cost of a step does
 not depend on the content, but the text tower's does on the lengths, so they are drawn
@@ -121,12 +126,63 @@ def step_benchmark(cfg, batch, repeats, device) -> dict:
         "step_0.75_mlm": step_fn(separate, batch, text_cfg, MASKED, 0.15),
         "step_0.75_mlm_shared": step_fn(shared, batch, text_cfg, MASKED, 0.15),
     }
+    fns.update(budget_fns(plain, batch, cfg))
     fns["step_0.75"]()  # gradients exist, so the optimiser part times a real update
     fns.update(breakdown_fns(plain, batch, cfg, device))
     text = plain[0].text
     for name in ("step_0", "step_0.75", "part_text"):
         fns[f"{name}_unbucketed"] = unbucketed(fns[name], text)
     return interleaved(fns, repeats, device)
+
+
+# name -> (image ratio, text budget (mask.text_tokens), image side divisor): the budgets
+# timed beside the full steps
+BUDGETS = {
+    "step_0.75_text16": (MASKED, 16, 1),
+    "step_0.75_texthalf": (MASKED, 0.5, 1),
+    "step_0_halfres": (0.0, 0, 2),
+    "step_0.75_halfres_text16": (MASKED, 16, 2),
+}
+
+
+def budget_fns(parts, batch, cfg) -> dict:
+    """Production steps under the token budgets of BUDGETS (StepPlan: train_step reduces
+    the batch as a run does)."""
+    from medflip.training.step import StepPlan, train_step
+
+    model, criterion, optimizer = parts
+
+    def make(ratio, tokens, divisor):
+        plan = StepPlan(
+            lr=cfg.optim.lr, image_ratio=ratio, text_tokens=tokens,
+            image_size=cfg.data.image_size // divisor if divisor > 1 else 0,
+        )  # fmt: skip
+        return lambda: train_step(
+            model, criterion, optimizer, batch, plan,
+            precision=cfg.optim.precision, grad_clip=cfg.optim.grad_clip,
+        )  # fmt: skip
+
+    return {name: make(*setting) for name, setting in BUDGETS.items()}
+
+
+def flops_per_pair(cfg, mask) -> dict:
+    """Model training FLOPs per pair of each timed setting: images at their kept patches
+    and side, each text over its kept tokens (medflip.models.flops)."""
+    import torch
+
+    from medflip.data.text_budget import kept_lengths
+    from medflip.models import flops
+    from medflip.models.text_buckets import row_lengths
+
+    lengths = torch.tensor(row_lengths(mask))
+    settings = {"step_0": (0.0, 0, 1), "step_0.75": (MASKED, 0, 1), **BUDGETS}
+    out = {}
+    for name, (ratio, tokens, divisor) in settings.items():
+        kept = kept_lengths(lengths, tokens).tolist()
+        text = sum(flops.text_macs(cfg, k) for k in kept) / len(kept)
+        image = flops.image_macs(cfg, ratio, cfg.data.image_size // divisor)
+        out[name] = round(6 * (image + text))  # x2 FLOPs per MAC, x3 forward + backward
+    return out
 
 
 def unbucketed(fn, text):
@@ -216,6 +272,12 @@ def main(argv=None) -> dict:
           f"(min: x{step_min['step_0'] / step_min['step_0.75']:.2f})")  # fmt: skip
     print(f"  unbucketed text: x{plain_speedup:.2f} (min: x{plain_min:.2f})")
     print("  masked step by part: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
+    pair_flops = flops_per_pair(cfg, batch["attention_mask"])
+    budgets = {k: round(step["step_0"] / step[k], 3) for k in ("step_0.75", *BUDGETS)}
+    print("  token budgets vs the full step (time speedup, FLOPs speedup, MFLOPs a pair):")
+    for name, speed in budgets.items():
+        print(f"    {name:26s} x{speed:.2f}  x{pair_flops['step_0'] / pair_flops[name]:.2f}"
+              f"  {pair_flops[name] / 1e6:.1f}")  # fmt: skip
     result = {
         "tower_fraction_of_ideal": {str(r): round(f, 3) for r, f in fraction.items()},
         "tower_fraction_of_ideal_min": {str(r): round(f, 3) for r, f in fraction_min.items()},
@@ -233,6 +295,11 @@ def main(argv=None) -> dict:
         "mlm_second_pass_overhead": round(step["step_0.75_mlm"] / step["step_0.75"] - 1, 3),
         "mlm_shared_pass_overhead": round(step["step_0.75_mlm_shared"] / step["step_0.75"] - 1, 3),
         "text_share_of_step_0.75": shares["text"],
+        "budget_step_speedup": budgets,
+        "flops_per_pair": pair_flops,
+        "budget_flops_speedup": {
+            k: round(pair_flops["step_0"] / pair_flops[k], 3) for k in budgets
+        },
         "conditions": {
             "variant": args.variant, "batch": n, "precision": args.precision,
             "device": args.device, "threads": args.threads, "repeats": args.repeats,
