@@ -29,10 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from medflip import variants  # noqa: E402
 from medflip.config import apply_overrides  # noqa: E402
 from medflip.sweep import launch  # noqa: E402
-from medflip.sweep.plan import Plan, fixed_overrides, trial_points  # noqa: E402
+from medflip.sweep.plan import Plan, fixed_overrides, trial_points, validated  # noqa: E402
 from medflip.sweep.spaces import Choice, get  # noqa: E402
 
 
@@ -44,10 +43,10 @@ def make_plan(args, storage: str) -> Plan:
         args.variant,
         {
             "optim.time_budget_s": args.budget_s,
-            **({"eval.every_steps": args.every_steps} if args.every_steps else {}),
+            **({"eval.every_share": args.every_share} if args.every_share else {}),
         },
     )
-    return Plan(
+    plan = Plan(
         space=space,
         name="orchestration",
         storage=storage,
@@ -58,6 +57,7 @@ def make_plan(args, storage: str) -> Plan:
         num_samples=1,
         report_poll_s=args.report_poll_s,
     )
+    return validated(plan)  # checked, and carrying its base config
 
 
 def in_process(plan: Plan) -> list[dict]:
@@ -67,10 +67,9 @@ def in_process(plan: Plan) -> list[dict]:
     from medflip.training import engine
 
     torch.set_num_threads(os.cpu_count() or 1)
-    base = variants.get(plan.variant)
     out = []
     for point in trial_points(plan):
-        cfg = apply_overrides(base, {**plan.fixed, **point})
+        cfg = apply_overrides(plan.config, point)
         evals = []
         t0 = time.perf_counter()
         final = engine.fit(cfg, report=lambda m, _dir, e=evals: e.append(m["eval_time_s"]))
@@ -127,7 +126,7 @@ def figures(plan: Plan, base: list[dict], base_wall: float, sweep_wall: float) -
         "worker_start_s": round(statistics.median(starts), 1),
         "report_overhead_per_trial_s": round(report, 1),
         "between_trials_and_ray_start_s": round(between, 1),
-        "reports_per_trial": int(statistics.median(final.step) // plan_every(plan)) + 1,
+        "reports_per_trial": int(round(1 / plan_every(plan))),
         "load_avg_1m_end": round(os.getloadavg()[0], 2),
         "zeroshot_acc_in_process": [round(b.get("zeroshot_acc", float("nan")), 3) for b in base],
         "zeroshot_acc_sweep": [
@@ -145,8 +144,8 @@ def _eval_times(plan: Plan, trial_id: str) -> float:
     )
 
 
-def plan_every(plan: Plan) -> int:
-    return apply_overrides(variants.get(plan.variant), plan.fixed).eval.every_steps
+def plan_every(plan: Plan) -> float:
+    return plan.config.eval.every_share
 
 
 def main(argv=None) -> int:
@@ -154,7 +153,7 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=5, help="mask ratios (first K of the grid)")
     p.add_argument("--budget-s", type=float, default=120.0, help="training seconds per trial")
     p.add_argument("--variant", default="demo")
-    p.add_argument("--every-steps", type=int, default=0, help="eval/report cadence override")
+    p.add_argument("--every-share", type=float, default=0.0, help="eval/report cadence override")
     p.add_argument("--report-poll-s", type=float, default=0.5)
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="medflip-orch-") as storage:

@@ -82,8 +82,7 @@ def main(argv=None) -> None:
         "optim.max_steps": a.steps,
         "optim.time_budget_s": 0.0,
         "optim.precision": a.precision,
-        "eval.every_steps": a.steps // 2,
-        "eval.every_s": 0.0,
+        "eval.every_share": 0.5,
         "data.eval_per_class": 10,  # evaluation is not timed; keep it short
         "data.loader_workers": 0,  # one process per worker: the cores belong to the ranks
     }

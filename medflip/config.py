@@ -82,7 +82,6 @@ class MaskConfig:
     text_policy: str = "truncate"
 
 
-
 @dataclass(frozen=True)
 class LossConfig:
     kind: str = "clip"  # a registered kind (registry.LOSS_KINDS): clip | medclip | medflip
@@ -98,10 +97,18 @@ class LossConfig:
 class OptimConfig:
     lr: float = 1e-3  # 3e-4 was too slow and 2e-3 collapsed in the demo probe
     weight_decay: float = 0.05
-    warmup_steps: int = 50
+    # Linear warmup over this share of the budget (on the budget's own measure: seconds,
+    # steps or FLOPs, training/schedule.py), so two arms that differ only in step rate warm
+    # up over the same part of their budget. 0.05 = FLIP's and CLIP's few % of training; it
+    # was 50 steps, which a slow arm of a time budget did not finish until 83 % of its run.
+    warmup_share: float = 0.05
     batch_size: int = 128  # global; contrastive learning wants many negatives
     max_steps: int = 100000  # effectively unbounded: the demo stops on its time budget
     time_budget_s: float = 240.0  # training seconds (evaluation excluded); 0 = no budget
+    # Training FLOPs (forward + backward of both towers over the tokens a step keeps,
+    # models/flops.py); 0 = no budget. The same on every machine: a run's outcome does not
+    # depend on how fast its CPU or GPU is (the demo's budget, sweep/spaces.py DEMO).
+    flops_budget: float = 0.0
     # auto | fp32 | bf16 | fp16. auto = bf16 where the hardware runs it natively (GPUs,
     # AVX512/AMX CPUs: nearly doubled CPU steps there), else fp32 (AVX2: bf16 ~10x slower)
     precision: str = "auto"
@@ -110,10 +117,16 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    every_steps: int = 100  # each eval is a Ray report (~2 s poll): not every step
-    # training seconds between evals; 0 = a tenth of optim.time_budget_s (>= 8 curve points)
-    every_s: float = 0.0
+    # Evaluate each time progress (the budget's own measure, training/schedule.py) crosses a
+    # multiple of this share, so faster (masked) arms of a time budget are evaluated at the
+    # same points of their budget, not more often; 0.1 = 10 curve points (the last is the
+    # final, full evaluation). Each evaluation is a Ray report and a checkpoint.
+    every_share: float = 0.1
     prompts_per_class: int = 8  # prompt ensemble size
+    # How a class's prompts are combined in zero-shot: logits (MedCLIP's protocol, which the
+    # paper follows: each prompt's similarity, then their mean) | embeddings (CLIP's: the
+    # mean of the normalised prompt embeddings, renormalised, then one similarity).
+    prompt_ensemble: str = "logits"
     batch_size: int = 256
     probe: bool = True  # linear probe each evaluation: about half its cost at demo size
     # Curve points cheaper than the final evaluation: 0 = every evaluation scores every test
@@ -155,6 +168,14 @@ CHOICES = {
     "loss.kind": tuple(LOSS_KINDS),  # medflip/registry.py
     "loss.svd_form": ("pair", "spectral"),
     "optim.precision": ("auto", "fp32", "bf16", "fp16"),
+    "eval.prompt_ensemble": ("logits", "embeddings"),
+}
+
+# Removed keys -> what replaced them: setting one is an error naming the new key.
+RENAMED = {
+    "optim.warmup_steps": "optim.warmup_share (warmup as a share of the budget)",
+    "eval.every_steps": "eval.every_share (evaluations at shares of the budget)",
+    "eval.every_s": "eval.every_share (evaluations at shares of the budget)",
 }
 
 # key -> (low, high, low_inclusive, high_inclusive); None = unbounded
@@ -186,13 +207,13 @@ RANGES = {
     "loss.mim_weight": (0.0, None, True, True),
     "optim.lr": (0.0, None, False, True),
     "optim.weight_decay": (0.0, None, True, True),
-    "optim.warmup_steps": (0, None, True, True),
+    "optim.warmup_share": (0.0, 0.5, True, True),
     "optim.batch_size": (2, None, True, True),
     "optim.max_steps": (1, None, True, True),
     "optim.time_budget_s": (0.0, None, True, True),
+    "optim.flops_budget": (0.0, None, True, True),
     "optim.grad_clip": (0.0, None, True, True),
-    "eval.every_steps": (1, None, True, True),
-    "eval.every_s": (0.0, None, True, True),
+    "eval.every_share": (0.0, 1.0, False, True),
     "eval.prompts_per_class": (1, None, True, True),
     "eval.batch_size": (1, None, True, True),
     "eval.curve_items": (0, None, True, True),
@@ -288,6 +309,8 @@ def _check_range(key: str, value: Any) -> None:
 
 
 def unknown_key_error(key: str) -> ConfigError:
+    if key in RENAMED:
+        return ConfigError(f"config key {key!r} was removed; use {RENAMED[key]}")
     close = difflib.get_close_matches(key, list(KEYS), n=3, cutoff=0.5)
     hint = f"; did you mean {' or '.join(close)}?" if close else ""
     return ConfigError(f"unknown config key {key!r}{hint}")
@@ -337,6 +360,11 @@ def validate(cfg: Config) -> None:
             raise ConfigError(f"model.text: {text!r} is not one of {sizes} or a local path")
     elif not os.path.isdir(text):
         raise ConfigError(f"model.text: {text!r} is neither scratch-<size> nor a local directory")
+    if cfg.optim.flops_budget > 0 and not text.startswith("scratch-"):
+        raise ConfigError(
+            f"optim.flops_budget: FLOPs are counted for scratch-<size> text towers only, "
+            f"not model.text={text!r}; use optim.time_budget_s or optim.max_steps"
+        )
 
 
 def _check_budgets(cfg: Config) -> None:

@@ -42,10 +42,10 @@ VARIANTS: Registry[dict] = Registry(
             **RECIPE,
             "optim.lr": 5e-4,
             "optim.batch_size": 256,
-            "optim.warmup_steps": 1000,
+            "optim.warmup_share": 0.05,  # 1,000 of 20,000 steps
             "optim.time_budget_s": 0.0,
             "optim.max_steps": 20000,
-            "eval.every_steps": 1000,
+            "eval.every_share": 0.05,  # every 1,000 steps
         },
         # Seconds a run: for tests and --smoke-test sweeps. Learns little; exercises everything.
         "tiny": {
@@ -61,10 +61,10 @@ VARIANTS: Registry[dict] = Registry(
             "model.embed_dim": 16,
             "model.decoder_width": 16,
             "optim.batch_size": 16,
-            "optim.warmup_steps": 2,
+            "optim.warmup_share": 0.1,  # 2 of 20 steps
             "optim.max_steps": 20,
             "optim.time_budget_s": 0.0,
-            "eval.every_steps": 10,
+            "eval.every_share": 0.5,  # every 10 steps
             "eval.prompts_per_class": 2,
         },
     },

@@ -7,7 +7,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # two processes training: ~30 s on 2 cores
 
-BASE = {"optim.precision": "fp32", "optim.max_steps": 12, "eval.every_steps": 6}
+BASE = {"optim.precision": "fp32", "optim.max_steps": 12, "eval.every_share": 0.5}
 
 
 def test_non_finite_loss_on_rank_1_only_ends_both_ranks_at_the_same_step():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from medflip import variants
-from medflip.config import apply_overrides
+from medflip.config import ConfigError, apply_overrides
 from medflip.data import eval_sets as benchmark
 from medflip.evaluation import items
 from medflip.training import checkpoint, engine, schedule
@@ -22,7 +22,7 @@ DESIGN_METRICS = (
 
 
 def tiny(**overrides):
-    base = {"optim.precision": "fp32", "optim.max_steps": 20, "eval.every_steps": 10}
+    base = {"optim.precision": "fp32", "optim.max_steps": 20, "eval.every_share": 0.5}
     return apply_overrides(variants.get("tiny"), {**base, **overrides})
 
 
@@ -43,27 +43,38 @@ class Recorder:
 def test_lr_factor_warmup_then_cosine_closed_form():
     cfg = apply_overrides(
         variants.get("tiny"),
-        {"optim.warmup_steps": 4, "optim.max_steps": 104, "mask.image_ratio": 0.0},
+        {"optim.warmup_share": 0.04, "optim.max_steps": 100, "mask.image_ratio": 0.0},
     )  # no patch dropping: one phase
-    assert [engine.lr_factor(s, 0.0, cfg) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
-    assert engine.lr_factor(54, 0.0, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 54 / 104)))
-    assert engine.lr_factor(104, 0.0, cfg) == pytest.approx(0.0)
-    timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0})
-    # Half the time budget spent at a few steps: the time progress governs.
-    assert engine.lr_factor(10, 5.0, timed) == pytest.approx(0.5)
+    lr = schedule.lr_factor
+    assert [lr(s, 0.0, cfg) for s in range(5)] == pytest.approx([0, 0.25, 0.5, 0.75, 1.0])
+    assert lr(52, 0.0, cfg) == pytest.approx(0.5)  # half way from p = 0.04 to 1
+    assert lr(28, 0.0, cfg) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.24 / 0.96)))
+    assert lr(100, 0.0, cfg) == pytest.approx(0.0)
+    assert [schedule.phase(p, cfg) for p in (0.0, 0.039, 0.04, 1.0)] == ["warmup"] * 2 + [
+        "main"
+    ] * 2
+    timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0, "optim.max_steps": 100000})
+    # Half the time budget spent at a few steps: the time progress governs, warmup included.
+    assert lr(10, 5.2, timed) == pytest.approx(0.5)
+    assert lr(3, 0.2, timed) == pytest.approx(0.5)  # p = 0.02: half way through warmup
+    flops = apply_overrides(cfg, {"optim.flops_budget": 1e12, "optim.max_steps": 100000})
+    assert lr(3, 99.0, flops, flops=0.52e12) == pytest.approx(0.5)  # FLOPs budget: its clock
+    with pytest.raises(ConfigError, match="optim.warmup_share"):
+        apply_overrides(cfg, {"optim.warmup_steps": 4})  # the removed key names its successor
 
 
 def test_unmasked_tuning_is_its_own_phase_at_a_meaningful_lr():
     cfg = apply_overrides(
         variants.get("tiny"),
         {"mask.image_ratio": 0.5, "mask.unmasked_tune_share": 0.1, "optim.max_steps": 100,
-         "optim.warmup_steps": 0, "mask.unmasked_tune_lr": 0.2},
+         "optim.warmup_share": 0.0, "mask.unmasked_tune_lr": 0.2},
     )  # fmt: skip
     assert [schedule.unmasked(s, 0.0, cfg) for s in (0, 89, 90, 99)] == [0, 0, 1, 1]
+    assert schedule.phase(0.9, cfg) == "unmasked_tune" and schedule.phase(0.0, cfg) == "main"
     # the main cosine reaches 0 where tuning starts; tuning restarts at 0.2 x lr, cosine to 0
-    assert engine.lr_factor(45, 0.0, cfg) == pytest.approx(0.5)
-    assert engine.lr_factor(90, 0.0, cfg) == pytest.approx(0.2)
-    assert engine.lr_factor(95, 0.0, cfg) == pytest.approx(0.1)
+    assert schedule.lr_factor(45, 0.0, cfg) == pytest.approx(0.5)
+    assert schedule.lr_factor(90, 0.0, cfg) == pytest.approx(0.2)
+    assert schedule.lr_factor(95, 0.0, cfg) == pytest.approx(0.1)
     timed = apply_overrides(cfg, {"optim.time_budget_s": 10.0, "optim.max_steps": 100000})
     assert not schedule.unmasked(50, 8.9, timed) and schedule.unmasked(50, 9.0, timed)
     # the phase trains nothing masked: no patch dropping, no MLM
@@ -74,18 +85,18 @@ def test_unmasked_tuning_is_its_own_phase_at_a_meaningful_lr():
     assert not schedule.unmasked(99, 0.0, plain)
 
 
-def test_eval_cadence_on_training_seconds_gives_at_least_8_points():
+def test_eval_cadence_is_a_grid_of_budget_shares():
     cfg = apply_overrides(variants.get("tiny"), {"optim.time_budget_s": 100.0})
-    assert engine.eval_every_s(cfg) == 10.0  # a tenth of the budget
-    assert engine.eval_every_s(apply_overrides(cfg, {"eval.every_s": 3.0})) == 3.0
-    cfg = apply_overrides(cfg, {"mask.image_ratio": 0.0})  # no tuning phase here
+    cfg = apply_overrides(cfg, {"mask.image_ratio": 0.0, "optim.max_steps": 100000})
+    assert cfg.eval.every_share == 0.5  # tiny: two points, the second the final one
+    cfg = apply_overrides(cfg, {"eval.every_share": 0.1})
     cadence = engine._Cadence(checkpoint.Progress(step=3, train_time_s=0.4), cfg)
-    assert not cadence.due(checkpoint.Progress(step=5, train_time_s=9.9))
-    assert cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))  # past the 10 s mark
+    assert not cadence.due(checkpoint.Progress(step=5000, train_time_s=9.9))  # steps: no say
+    assert cadence.due(checkpoint.Progress(step=5, train_time_s=10.5))  # past the 10 % mark
     cadence.mark(checkpoint.Progress(step=5, train_time_s=10.5))
     assert not cadence.due(checkpoint.Progress(step=7, train_time_s=19.9))
     assert cadence.due(checkpoint.Progress(step=7, train_time_s=20.1))  # 9.6 s later: the grid
-    # Steps of 3.7 s to a 100 s budget: one evaluation past each of the marks 10 ... 90,
+    # Steps of 3.7 s to a 100 s budget: one evaluation past each of the marks 10 ... 90 %,
     # then the final one: 10 points on a 100 s budget.
     cadence, times, t = engine._Cadence(checkpoint.Progress(), cfg), [], 0.0
     while t < 100.0:
@@ -95,6 +106,8 @@ def test_eval_cadence_on_training_seconds_gives_at_least_8_points():
             times.append(t)
             cadence.mark(progress)
     assert [int(x // 10) for x in times] == list(range(1, 10))
+    with pytest.raises(ConfigError, match="eval.every_share"):
+        apply_overrides(cfg, {"eval.every_steps": 100})
 
 
 def test_curve_points_are_cheap_and_the_last_evaluation_is_full_and_tuning_gets_a_before():
@@ -156,7 +169,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     Same ops in the same order on CPU in fp32 give identical floats; the tolerance (1e-5)
     only absorbs thread-scheduling differences in parallel reductions.
     """
-    cfg = tiny(**{"optim.max_steps": 30})
+    cfg = tiny(**{"optim.max_steps": 30, "eval.every_share": 1 / 3})  # steps 10, 20, 30
     full = engine.fit(cfg, report=Recorder(str(tmp_path / "a")))
     rec = Recorder(str(tmp_path / "b"))
     with pytest.raises(RuntimeError, match="injected crash"):
@@ -178,7 +191,7 @@ def test_nan_loss_stops_with_diverged(tmp_path):
 
 def test_time_budget_stops_training(tmp_path):
     final = engine.fit(
-        tiny(**{"optim.max_steps": 100000, "optim.time_budget_s": 2.0, "eval.every_steps": 100000})
+        tiny(**{"optim.max_steps": 100000, "optim.time_budget_s": 2.0, "eval.every_share": 1.0})
     )
     assert final["status"] == "completed"
     assert 2.0 <= final["train_time_s"] < 2.0 + 5.0  # one step at most past the budget
@@ -193,7 +206,7 @@ def test_prepare_model_hook_is_used():
         return model
 
     engine.fit(
-        tiny(**{"optim.max_steps": 2, "eval.every_steps": 100}),
+        tiny(**{"optim.max_steps": 2, "eval.every_share": 1.0}),
         hooks=engine.Hooks(prepare_model=prepare),
     )
     assert len(wrapped) == 1 and isinstance(wrapped[0], torch.nn.Module)

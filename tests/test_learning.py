@@ -14,7 +14,7 @@ def _short_run(shuffle: bool) -> dict:
             "optim.time_budget_s": 0.0,
             "optim.max_steps": 100,
             "optim.batch_size": 64,
-            "eval.every_steps": 1000,
+            "eval.every_share": 1.0,
             "data.shuffle_reports": shuffle,
         },
     )

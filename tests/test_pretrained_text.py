@@ -63,7 +63,7 @@ def test_pretrained_minilm_trains_and_separates_negation_better_than_scratch(cfg
         f"MiniLM {s_pretrained:.3f}"
     )
     assert s_pretrained > s_scratch + 0.03
-    cfg = apply_overrides(pretrained, {"optim.max_steps": 3, "eval.every_steps": 3})
+    cfg = apply_overrides(pretrained, {"optim.max_steps": 3, "eval.every_share": 1.0})
     final = engine.fit(cfg)
     assert final["status"] == "completed" and final["step"] == 3
     assert math.isfinite(final["loss"]) and 0.0 <= final["zeroshot_acc"] <= 1.0

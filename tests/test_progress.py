@@ -19,18 +19,24 @@ def _m(**kw):
 
 
 def test_eta_for_a_step_budget_is_steps_left_at_the_pace_plus_evaluations():
-    cfg = _cfg(**{"optim.max_steps": 50, "optim.batch_size": 16, "eval.every_steps": 10})
+    cfg = _cfg(**{"optim.max_steps": 50, "optim.batch_size": 16, "eval.every_share": 0.2})
     # 40 steps left at 32 pairs/s of 16-pair steps = 20 s; 4 evaluations of 1 s each.
     assert progress.eta_s(_m(), cfg) == pytest.approx(20.0 + 4 * 1.0)
 
 
 def test_eta_for_a_time_budget_stops_at_the_budget():
-    cfg = _cfg(**{"optim.max_steps": 100000, "optim.time_budget_s": 60.0, "eval.every_steps": 20})
-    # 55 s of training left at 2 steps/s = 110 steps = 5 evaluations.
-    assert progress.eta_s(_m(), cfg) == pytest.approx(55.0 + 5 * 1.0)
+    cfg = _cfg(**{"optim.max_steps": 100000, "optim.time_budget_s": 60.0, "eval.every_share": 0.1})
+    # 55 s of training left; 5 of 60 s spent (p = 0.083): 10 evaluations ahead, whatever the pace.
+    assert progress.eta_s(_m(), cfg) == pytest.approx(55.0 + 10 * 1.0)
+    assert progress.eta_s(_m(throughput=320.0), cfg) == pytest.approx(55.0 + 10 * 1.0)
     assert math.isnan(progress.eta_s(_m(throughput=float("nan")), _cfg()))
-    # Evaluations every 5 training seconds come sooner than every 20 steps: 11 of them.
-    assert progress.eta_s(_m(), cfg, eval_every_s=5.0) == pytest.approx(55.0 + 11 * 1.0)
+
+
+def test_eta_for_a_flops_budget_runs_at_the_flops_rate_so_far():
+    cfg = _cfg(**{"optim.max_steps": 100000, "optim.flops_budget": 4e12, "eval.every_share": 0.5})
+    # 1e12 of 4e12 FLOPs in 5 s: 15 s left; p = 0.25: the 0.5 mark and the final ahead.
+    assert progress.eta_s(_m(train_flops=1e12), cfg) == pytest.approx(15.0 + 2 * 1.0)
+    assert progress.where(_m(train_flops=1.2e12), cfg) == "step 10/100000 1.2e+12/4e+12 FLOPs"
 
 
 def test_line_says_where_eta_lr_pace_and_the_latest_evaluation():

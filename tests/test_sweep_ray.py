@@ -41,7 +41,7 @@ def test_time_budgeted_two_worker_partly_paired_smoke_sweep_completes_every_tria
     out = sweep(
         "mask_ratio", "--smoke-test", "--storage", str(tmp_path), *TWO_WORKERS,
         "--set", "optim.max_steps=100000", "--set", "optim.time_budget_s=6",
-        "--set", "eval.every_steps=100000", "--set", "eval.every_s=2", "--set", "data.paired=0.5",
+        "--set", "eval.every_share=0.34", "--set", "data.paired=0.5",
     )  # fmt: skip
     wall = time.monotonic() - t0
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

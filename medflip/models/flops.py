@@ -15,6 +15,11 @@ projection H x E. T = the encoded length (the batch's longest text).
 `python -m medflip.models.flops --amdahl` prints the README's Amdahl table: what 75 %
 image masking buys a whole step, and the text tower's share of the masked step, per text
 length, for the paper model and the demo model.
+
+`step_flops` is a training step's count as the run records it (`train_flops`, the FLOPs
+budget's clock): each image at the step's kept patches and size, each text over its own
+kept tokens (padding and length buckets are how an implementation runs, not model work),
+x3 for forward + backward. The MAE decoder, the MLM head and the SVD term are not in it.
 """
 
 from __future__ import annotations
@@ -54,6 +59,17 @@ def pair_forward_flops(cfg: Config, ratio: float, text_length: int) -> int:
 def train_flops_per_pair(cfg: Config, ratio: float, text_length: int) -> int:
     """Training FLOPs per pair: forward + backward = 3x the forward."""
     return 3 * pair_forward_flops(cfg, ratio, text_length)
+
+
+def step_flops(
+    cfg: Config, image_ratio: float, images: int, text_lengths: list[int], image_size: int = 0
+) -> int:
+    """Training FLOPs (forward + backward) of one step: `images` images at `image_ratio`
+    and `image_size` (0 = data.image_size), one text per entry of `text_lengths` (its kept
+    tokens, [CLS]/[SEP] included)."""
+    per_image = image_macs(cfg, image_ratio, image_size)
+    texts = sum(text_macs(cfg, n) for n in text_lengths if n > 0)
+    return 3 * 2 * (images * per_image + texts)
 
 
 def svd_pair_flops(batch: int, kept: int, text_length: int, dim: int, steps: int) -> int:
@@ -111,6 +127,7 @@ __all__ = [
     "amdahl_table",
     "image_macs",
     "pair_forward_flops",
+    "step_flops",
     "svd_pair_flops",
     "text_macs",
     "train_flops_per_pair",

@@ -66,6 +66,12 @@ METRICS: dict[str, type] = {
     "step": int,
     "samples_seen": int,
     "train_time_s": float,
+    # training FLOPs so far (models/flops.py: forward + backward, both towers, kept tokens;
+    # full tokens in unmasked tuning): the compute axis that does not depend on the hardware
+    "train_flops": float,
+    "budget_share": float,  # training/schedule.py progress: the share of the budget spent
+    "lr": float,  # the schedule's learning rate at this report (what the next step runs)
+    "phase": str,  # schedule.PHASES: warmup | main | unmasked_tune, at this report
     "wall_time_s": float,
     "device_hours": float,
     "device_type": str,

@@ -30,6 +30,7 @@ class Progress:
     batch_in_epoch: int = 0  # global batches of `epoch` already consumed
     samples_seen: int = 0
     train_time_s: float = 0.0
+    train_flops: float = 0.0  # models/flops.py count over every rank (the FLOPs budget's clock)
     wall_time_s: float = 0.0  # wall-clock of earlier attempts, so the total spans restarts
 
 

@@ -1,16 +1,18 @@
 """fit(): one MedFLIP pretraining run. No Ray here: Ray Train workers call this.
 
 AdamW with linear warmup and a cosine decay, gradient clipping, autocast per
-`optim.precision`; stops at `optim.max_steps` or after `optim.time_budget_s` seconds of
-training (evaluation excluded); evaluates on a step and training-seconds cadence (`_Cadence`;
-curve points may be cheap, the last evaluation is full) and then calls
+`optim.precision`; stops at `optim.max_steps`, after `optim.time_budget_s` seconds of
+training (evaluation excluded) or `optim.flops_budget` training FLOPs (models/flops.py,
+counted per step over every rank); evaluates at shares of the budget (`_Cadence`; curve
+points may be cheap, the last evaluation is full) and then calls
 `report(metrics, checkpoint_dir)`; stops with status "diverged" on a non-finite loss.
 
-The schedule (medflip/training/schedule.py) follows progress = max(step / max_steps, train_time /
-time_budget), so a time-budgeted run still anneals to zero at its budget, and ends with
-FLIP's unmasked-tuning phase when patches are dropped. Only step-limited runs are
-bit-for-bit resumable (wall time differs between attempts); a time-limited run resumes at
-its checkpoint with the learning rate its elapsed time implies.
+The schedule (medflip/training/schedule.py) is one function of progress = the share of the
+budget spent, so a time-budgeted run warms up, anneals to zero and is evaluated on its own
+clock whatever its step rate, and ends with FLIP's unmasked-tuning phase when patches are
+dropped; every report records its `lr`, `phase`, `budget_share` and `train_flops`. Only
+step-limited runs are bit-for-bit resumable (wall time differs between attempts); a
+time-limited run resumes at its checkpoint with the learning rate its elapsed time implies.
 
 With several workers every decision that reads a clock (stop, learning rate, unmasked
 tuning, evaluation) uses rank 0's training clock, and "the loss is finite" must hold on
@@ -32,13 +34,16 @@ from dataclasses import dataclass
 import torch
 
 from medflip.config import Config, to_json
+from medflip.data.text_budget import kept_lengths
 from medflip.device import distributed
 from medflip.device.precision import resolve_precision
+from medflip.models.flops import step_flops
 from medflip.models.masking import budgets_for, ratios_for
+from medflip.models.text_buckets import row_lengths
 from medflip.training import checkpoint
 from medflip.training import progress as progress_text
 from medflip.training.run_parts import build_parts, device_name, rank_seed
-from medflip.training.schedule import lr_factor, unmasked
+from medflip.training.schedule import evaluations_due, lr_at, phase, progress_fraction
 from medflip.training.step import StepPlan, train_step
 
 log = logging.getLogger("medflip.training.engine")
@@ -74,7 +79,25 @@ class Hooks:
 def _should_stop(progress: checkpoint.Progress, cfg: Config) -> bool:
     if progress.step >= cfg.optim.max_steps:
         return True
+    if cfg.optim.flops_budget > 0 and progress.train_flops >= cfg.optim.flops_budget:
+        return True
     return cfg.optim.time_budget_s > 0 and progress.train_time_s >= cfg.optim.time_budget_s
+
+
+def _share(progress: checkpoint.Progress, cfg: Config) -> float:
+    """The share of the budget spent (schedule.progress_fraction of the agreed counters)."""
+    return progress_fraction(progress.step, progress.train_time_s, cfg, progress.train_flops)
+
+
+def _step_flops(batch: dict, plan: StepPlan, cfg: Config) -> float:
+    """This rank's training FLOPs of `batch` under `plan` (kept patches, kept tokens);
+    NaN for a pretrained text tower (counted for scratch-<size> only)."""
+    if not cfg.model.text.startswith("scratch-"):
+        return math.nan
+    lengths = torch.tensor(row_lengths(batch["attention_mask"]))  # [B] real tokens per row
+    kept = kept_lengths(lengths, plan.text_tokens).tolist()
+    images = int(batch["image"].shape[0])  # text-only rows carry no image
+    return float(step_flops(cfg, plan.image_ratio, images, kept, plan.image_size))
 
 
 class _Agreement:
@@ -89,17 +112,19 @@ class _Agreement:
         self.device, self.world_size = device, world_size
         self.own_s = train_time_s  # this rank's measured training time (rank 0's counts)
 
-    def for_step(self, progress: checkpoint.Progress, t0: float, wait_s: float):
-        """The `agree` callback of one train_step."""
+    def for_step(self, progress: checkpoint.Progress, t0: float, wait_s: float, flops: float):
+        """The `agree` callback of one train_step; `flops`: this rank's step FLOPs (summed)."""
 
         def agree(finite: bool, values: dict[str, float]) -> tuple[bool, dict[str, float]]:
             keys = sorted(values)  # the same keys on every rank (same config)
             now = self.own_s + wait_s + (time.perf_counter() - t0)
             flag = 0.0 if finite else 1.0
-            out = distributed.agree([now], [flag, *(values[k] for k in keys)], self.device)
+            summed = [flag, flops, *(values[k] for k in keys)]
+            out = distributed.agree([now], summed, self.device)
             progress.train_time_s = out[0]
+            progress.train_flops += out[2]
             # Contrastive/SVD parts are already global; MLM/MIM become the mean over ranks.
-            agreed = {k: v / self.world_size for k, v in zip(keys, out[2:], strict=True)}
+            agreed = {k: v / self.world_size for k, v in zip(keys, out[3:], strict=True)}
             return out[1] == 0, agreed
 
         return agree
@@ -114,10 +139,11 @@ class _Agreement:
 def _plan(progress: checkpoint.Progress, cfg: Config) -> StepPlan:
     """This step's learning rate, mask ratios and token budgets, from the agreed progress
     (schedule.py decides the phase; full-size tuning reads everything)."""
-    tuning = unmasked(progress.step, progress.train_time_s, cfg)
+    p = _share(progress, cfg)
+    tuning = phase(p, cfg) == "unmasked_tune"
     image_ratio, text_ratio = ratios_for(cfg, unmasked=tuning)
     text_tokens, image_size = budgets_for(cfg, full_size=tuning)
-    lr = cfg.optim.lr * lr_factor(progress.step, progress.train_time_s, cfg)
+    lr = cfg.optim.lr * lr_at(p, cfg)
     return StepPlan(
         lr=lr, image_ratio=image_ratio, text_ratio=text_ratio, text_tokens=text_tokens,
         text_policy=cfg.mask.text_policy, image_size=image_size,
@@ -147,6 +173,11 @@ def _metrics(parts, progress, meter, started, status, evals) -> dict:
         "step": progress.step,
         "samples_seen": progress.samples_seen,
         "train_time_s": progress.train_time_s,
+        "train_flops": progress.train_flops,
+        # where the schedule is at this report (what the next step would run under)
+        "budget_share": _share(progress, parts.cfg),
+        "lr": parts.cfg.optim.lr * lr_at(_share(progress, parts.cfg), parts.cfg),
+        "phase": phase(_share(progress, parts.cfg), parts.cfg),
         "wall_time_s": progress.wall_time_s + (time.perf_counter() - started),
         "device_hours": progress.train_time_s * parts.world_size / 3600.0,
         "device_type": device_name(parts.device),
@@ -204,44 +235,31 @@ def _report(parts, progress, meter, started, status, report, agreement) -> dict:
 
 
 class _Cadence:
-    """When to evaluate: every `eval.every_steps` steps, every `eval_every_s(cfg)` training
-    seconds, and with `eval.before_tuning` once as FLIP's unmasked tuning is about to start
-    (the curve then shows the accuracy before tuning beside the final one, after it).
-    Reads agreed progress only, so every rank decides alike."""
+    """When to evaluate: at each multiple of `eval.every_share` of the budget (on the
+    budget's own clock: schedule.evaluations_due), and with `eval.before_tuning` once as
+    FLIP's unmasked tuning is about to start (the curve then shows the accuracy before
+    tuning beside the final one, after it). Reads agreed progress only, so every rank
+    decides alike."""
 
     def __init__(self, progress: checkpoint.Progress, cfg: Config):
         self.cfg = cfg
         self.mark(progress)
 
     def mark(self, progress: checkpoint.Progress) -> None:
-        self.step, self.time_s = progress.step, progress.train_time_s
+        self.p = _share(progress, self.cfg)
         # not watching for the phase change = as if already in it
         watch = self.cfg.eval.before_tuning
-        self.tuning = not watch or unmasked(progress.step, progress.train_time_s, self.cfg)
+        self.tuning = not watch or phase(self.p, self.cfg) == "unmasked_tune"
 
     def due(self, progress: checkpoint.Progress) -> bool:
-        if progress.step - self.step >= self.cfg.eval.every_steps:
-            return True
-        if not self.tuning and unmasked(progress.step, progress.train_time_s, self.cfg):
+        p = _share(progress, self.cfg)
+        if not self.tuning and phase(p, self.cfg) == "unmasked_tune":
             return True  # the next step is the first unmasked one
-        # On a fixed grid of training seconds (k x every_s), not every_s after the last one:
-        # a step past each mark does not push the next later, so a budget of n x every_s
-        # gets n points (the last is the final evaluation).
-        every_s = eval_every_s(self.cfg)
-        return every_s > 0 and progress.train_time_s // every_s > self.time_s // every_s
-
-
-def eval_every_s(cfg: Config) -> float:
-    """Training seconds between evaluations: `eval.every_s`, else (0) a tenth of the time
-    budget, so a time-budgeted trial's curve has >= 8 points whatever its pace."""
-    if cfg.eval.every_s > 0:
-        return cfg.eval.every_s
-    return cfg.optim.time_budget_s / 10 if cfg.optim.time_budget_s > 0 else 0.0
+        return evaluations_due(self.p, p, self.cfg)
 
 
 def _progress_line(m: dict, cfg: Config) -> str:
-    lr = cfg.optim.lr * lr_factor(m["step"], m["train_time_s"], cfg)  # the next step's
-    return progress_text.line(m, cfg, lr, eval_every_s(cfg))
+    return progress_text.line(m, cfg, m["lr"])  # the next step's
 
 
 def fit(
@@ -272,11 +290,12 @@ def fit(
         for batch, wait_s in parts.batches(progress.epoch, progress.batch_in_epoch):
             batch = hooks.before_step(progress.step, batch)
             t0 = time.perf_counter()
+            plan = _plan(progress, cfg)
+            flops = _step_flops(batch, plan, cfg)
             losses = train_step(
-                parts.model, parts.criterion, parts.optimizer, batch,
-                _plan(progress, cfg),
+                parts.model, parts.criterion, parts.optimizer, batch, plan,
                 precision=cfg.optim.precision, grad_clip=cfg.optim.grad_clip,
-                scaler=parts.scaler, agree=agreement.for_step(progress, t0, wait_s),
+                scaler=parts.scaler, agree=agreement.for_step(progress, t0, wait_s, flops),
             )  # fmt: skip
             step_s = time.perf_counter() - t0
             agreement.finished_step(step_s, wait_s)

@@ -10,6 +10,7 @@ import math
 from collections.abc import Mapping
 
 from medflip.config import Config
+from medflip.training.schedule import progress_fraction
 
 # The evaluation numbers worth a glance, in the order shown (the rest are in results.parquet).
 EVAL_KEYS = ("zeroshot_acc", "retrieval_i2t_p1", "probe_acc")
@@ -32,19 +33,22 @@ def duration(seconds: float) -> str:
 
 
 def where(m: Mapping, cfg: Config) -> str:
-    """`step 120/20000` for a step budget; with a time budget also `train 52/240s`."""
+    """`step 120/20000` for a step budget; with a time budget also `train 52/240s`, with a
+    FLOPs budget `1.2e+12/6e+12 FLOPs`."""
     out = f"step {m['step']}/{cfg.optim.max_steps}"
     if cfg.optim.time_budget_s > 0:
         out += f" train {m['train_time_s']:.0f}/{cfg.optim.time_budget_s:.0f}s"
+    if cfg.optim.flops_budget > 0 and _finite(m.get("train_flops")):
+        out += f" {m['train_flops']:.3g}/{cfg.optim.flops_budget:.3g} FLOPs"
     return out
 
 
-def eta_s(m: Mapping, cfg: Config, eval_every_s: float = 0.0) -> float:
+def eta_s(m: Mapping, cfg: Config) -> float:
     """Seconds left: training until the first budget runs out, plus the evaluations left.
 
-    Steps left cost the interval's pace (pairs/s); each evaluation costs the last one's time.
-    Evaluations come every `eval.every_steps` steps and (if > 0) every `eval_every_s`
-    training seconds, whichever is sooner.
+    Steps left cost the interval's pace (pairs/s), FLOPs left the run's FLOPs per second so
+    far; each evaluation costs the last one's time, and one comes at each multiple of
+    `eval.every_share` of the budget still ahead (the last is the final evaluation).
     """
     o = cfg.optim
     pace = m.get("throughput", math.nan)
@@ -52,21 +56,23 @@ def eta_s(m: Mapping, cfg: Config, eval_every_s: float = 0.0) -> float:
     train_left = steps_left * o.batch_size / pace if _finite(pace) and pace > 0 else math.inf
     if o.time_budget_s > 0:
         train_left = min(train_left, max(0.0, o.time_budget_s - m["train_time_s"]))
+    flops, spent = m.get("train_flops", math.nan), m["train_time_s"]
+    if o.flops_budget > 0 and _finite(flops) and flops > 0 and spent > 0:
+        train_left = min(train_left, max(0.0, o.flops_budget - flops) * spent / flops)
     if not math.isfinite(train_left):
         return math.nan
-    step_s = o.batch_size / pace if _finite(pace) and pace > 0 else math.nan
-    evals_left = math.floor(train_left / step_s / cfg.eval.every_steps) if _finite(step_s) else 0
-    if eval_every_s > 0:
-        evals_left = max(evals_left, math.floor(train_left / eval_every_s))
+    p = progress_fraction(m["step"], spent, cfg, flops if _finite(flops) else 0.0)
+    every = cfg.eval.every_share
+    evals_left = math.floor(1 / every + 1e-9) - math.floor(p / every + 1e-9)
     eval_s = m.get("eval_time_s", 0.0)
-    return train_left + evals_left * (eval_s if _finite(eval_s) else 0.0)
+    return train_left + max(0, evals_left) * (eval_s if _finite(eval_s) else 0.0)
 
 
-def line(m: Mapping, cfg: Config, lr: float, eval_every_s: float = 0.0) -> str:
+def line(m: Mapping, cfg: Config, lr: float) -> str:
     """One evaluation's progress line: where, ETA, loss, learning rate, pace, evaluation."""
     parts = [where(m, cfg)]
     if m.get("status") == "running":
-        parts.append(f"ETA {duration(eta_s(m, cfg, eval_every_s))}")
+        parts.append(f"ETA {duration(eta_s(m, cfg))}")
     parts += [
         f"loss {m['loss']:.4f}",
         f"lr {lr:.2e}",
@@ -83,6 +89,7 @@ SUMMARY_ROWS = (
     ("step", "steps", "{}"),
     ("samples_seen", "pairs seen", "{:,}"),
     ("train_time_s", "training time", "duration"),
+    ("train_flops", "training FLOPs", "{:.3g}"),
     ("wall_time_s", "wall time", "duration"),
     ("throughput", "pairs/s (last interval)", "{:.0f}"),
     ("loss", "loss (last interval)", "{:.4f}"),

@@ -17,8 +17,8 @@ from typing import Any
 SAFE_TO_CHANGE: dict[str, str] = {
     "optim.time_budget_s": "a budget: extends (or ends) the same run; the rows record it",
     "optim.max_steps": "a budget: extends (or ends) the same run; the rows record it",
-    "eval.every_steps": "when to evaluate and checkpoint, not how to train",
-    "eval.every_s": "when to evaluate and checkpoint, not how to train",
+    "optim.flops_budget": "a budget: extends (or ends) the same run; the rows record it",
+    "eval.every_share": "when to evaluate and checkpoint, not how to train",
 }
 
 

@@ -211,7 +211,7 @@ def test_worker_killed_mid_trial_resumes_from_its_checkpoint(ray_cluster, tmp_pa
             "--set",
             "optim.max_steps=400",
             "--set",
-            "eval.every_steps=100",
+            "eval.every_share=0.25",
         ],
         tmp_path / "runs",
         "drill-worker",
