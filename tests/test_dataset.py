@@ -20,14 +20,8 @@ from medflip.data.tokenizer import corpus_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    old = os.environ.get("MEDFLIP_CACHE")
-    os.environ["MEDFLIP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield os.environ["MEDFLIP_CACHE"]
-    if old is None:
-        del os.environ["MEDFLIP_CACHE"]
-    else:
-        os.environ["MEDFLIP_CACHE"] = old
+def cache(module_medflip_cache):
+    return module_medflip_cache
 
 
 @pytest.fixture(scope="module")
@@ -102,13 +96,34 @@ def test_items_are_normalised_images_and_impression_findings_text(tiny):
     ref = SyntheticCXR(cfg.data.seed, cfg.data.num_train, 32)[j]
     pixels = item["image"][0].numpy() * IMAGE_STD + IMAGE_MEAN
     assert np.abs(pixels - ref["image"]).max() <= 0.5 / 255 + 1e-6  # uint8 cache, else same
-    np.testing.assert_array_equal(item["image_labels"].numpy(), ref["truth"]["labels"])
+    # the image side of the soft targets is its own report's labels, as on real data
+    np.testing.assert_array_equal(item["image_labels"].numpy(), ref["labels"])
     np.testing.assert_array_equal(item["labels"].numpy(), ref["labels"])
     text = tok.decode(item["input_ids"], skip_special_tokens=True)
     impression = ref["report"].split("IMPRESSION:")[1].split()[0].lower()
     assert text.startswith(impression) and "indication" not in text
     batch = D.collate([ds[0], ds[1]])
     assert batch["image"].shape == (2, 1, 32, 32) and batch["paired"].dtype == torch.bool
+
+
+def test_soft_target_labels_come_from_the_report_text_never_the_generator_truth(tiny):
+    """The synthetic generator knows what each image shows; training must not: both sides
+    of the soft targets come from report text (the truth is for evaluation sets only).
+    Under the impression-only policy the text side is relabelled, the image side keeps its
+    study's report labels -- what records_corpus does with a real dataset's label table."""
+    cfg, tok = tiny
+    ds = D.build_train_dataset(cfg, tok)
+    data = SyntheticCXR(cfg.data.seed, cfg.data.num_train)
+    reports = np.stack([labels for _, labels in data.reports(range(cfg.data.num_train))])
+    truth = np.stack([data[i]["truth"]["labels"] for i in range(cfg.data.num_train)])
+    image_side = ds.image_labels.numpy()[ds.image_index]
+    np.testing.assert_array_equal(image_side, reports[ds.image_index])
+    differs = ~((truth == reports) | (np.isnan(truth) & np.isnan(reports))).all(axis=1)
+    assert differs.mean() > 0.2  # the truth would have been a different signal
+    policy = D.build_train_dataset(apply_overrides(cfg, {"data.label_text": "impression"}), tok)
+    np.testing.assert_array_equal(policy.image_labels.numpy()[policy.image_index], image_side)
+    assert not np.array_equal(np.nan_to_num(policy.labels.numpy(), nan=9), np.nan_to_num(
+        ds.labels.numpy(), nan=9))  # fmt: skip
 
 
 def test_pair_assignment_fraction_paired_and_mismatch():

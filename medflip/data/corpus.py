@@ -43,7 +43,10 @@ class Corpus:
 
     texts: list[str]  # training text (IMPRESSION + FINDINGS)
     labels: np.ndarray  # float32 [N, 14] report-coded 1 / 0 / -1 / NaN
-    image_labels: np.ndarray  # float32 [N, 14] what the image shows (real data: = labels)
+    # float32 [N, 14] the image side of the soft targets: its own study's report labels,
+    # on every source (a real dataset knows nothing else; the synthetic generator's truth
+    # is for evaluation sets only, as radiologist labels would be)
+    image_labels: np.ndarray
     groups: np.ndarray  # int64 [N] study code: unpaired texts come from another study
     image_size: int
     pixels: np.ndarray | None = None  # uint8 [N, H, W] (or prepared.Pixels, memory-mapped)
@@ -69,19 +72,18 @@ def to_uint8(images: np.ndarray) -> np.ndarray:
 
 
 def _render_chunk(seed: int, start: int, stop: int, image_size: int):
-    """Render studies [start, stop): (uint8 [n, H, W], texts, labels [n, 14], truth [n, 14])."""
+    """Render studies [start, stop): (uint8 [n, H, W], texts, report labels [n, 14])."""
     data = SyntheticCXR(seed, stop, image_size)
     n = stop - start
     pixels = np.empty((n, image_size, image_size), np.uint8)
     labels = np.empty((n, 14), np.float32)
-    truth = np.empty((n, 14), np.float32)
     texts = []
     for j, i in enumerate(range(start, stop)):
         item = data[i]
         pixels[j] = to_uint8(item["image"])
-        labels[j], truth[j] = item["labels"], item["truth"]["labels"]
+        labels[j] = item["labels"]
         texts.append(training_text(item["report"]))
-    return pixels, texts, labels, truth
+    return pixels, texts, labels
 
 
 def _workers(count: int) -> int:
@@ -92,19 +94,19 @@ def _workers(count: int) -> int:
 
 
 def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) -> None:
-    """Render into directory `out`: images.npy (uint8), labels/truth .npy, texts.json."""
+    """Render into directory `out`: images.npy (uint8), labels.npy, texts.json."""
     n = stop - start
     pixels = np.lib.format.open_memmap(
         os.path.join(out, "images.npy"), "w+", np.uint8, (n, image_size, image_size)
     )
-    labels, truth = np.empty((n, 14), np.float32), np.empty((n, 14), np.float32)
+    labels = np.empty((n, 14), np.float32)
     texts: list[str] = [""] * n
     chunks = [(a, min(a + _CHUNK, stop)) for a in range(start, stop, _CHUNK)]
 
     def store(results) -> None:
-        for (a, b), (p, t, lab, tr) in zip(chunks, results, strict=True):
+        for (a, b), (p, t, lab) in zip(chunks, results, strict=True):
             lo, hi = a - start, b - start
-            pixels[lo:hi], labels[lo:hi], truth[lo:hi], texts[lo:hi] = p, lab, tr, t
+            pixels[lo:hi], labels[lo:hi], texts[lo:hi] = p, lab, t
 
     workers = _workers(n)
     if workers == 1:
@@ -122,7 +124,6 @@ def _render_into(out: str, seed: int, start: int, stop: int, image_size: int) ->
             )
     pixels.flush()
     np.save(os.path.join(out, "labels.npy"), labels)
-    np.save(os.path.join(out, "truth.npy"), truth)
     with open(os.path.join(out, "texts.json"), "w") as fh:
         json.dump(texts, fh)
 
@@ -146,10 +147,11 @@ def synthetic_corpus(seed: int, start: int, stop: int, image_size: int) -> Corpu
                     _render_into(tmp, seed, start, stop, image_size)
     with open(os.path.join(path, "texts.json")) as fh:
         texts = json.load(fh)
+    labels = np.load(os.path.join(path, "labels.npy"))
     return Corpus(
         texts,
-        np.load(os.path.join(path, "labels.npy")),
-        np.load(os.path.join(path, "truth.npy")),
+        labels,
+        labels.copy(),  # the image side: its own report's labels, as on real data
         np.arange(start, stop),
         image_size,
         pixels=np.load(os.path.join(path, "images.npy"), mmap_mode="r"),

@@ -160,8 +160,9 @@ class PretrainDataset(Dataset):
 
     Keys: image float32 [1, H, W] (normalised), input_ids long [T], attention_mask long [T]
     (T = data.max_text_len, padded/truncated), labels float32 [14] (the text's report
-    codes: soft targets), image_labels float32 [14] (what the image shows: synthetic truth;
-    real data: its study's labels), paired bool (False: the text is another study's),
+    codes: soft targets), image_labels float32 [14] (the image side of the soft targets:
+    its own study's report labels on every source, never the synthetic truth), paired
+    bool (False: the text is another study's),
     has_image bool; with `text_priority` also text_priority uint8 [T] (each token's sentence
     rank, text_budget.finding_priority: the findings policy). Rows after the pairs are the
     `text_only` corpus's texts (no image:
