@@ -56,6 +56,27 @@ def test_class_embeddings_is_normalised_prompt_mean():
     assert ev.zero_shot(torch.tensor([[0.9, 0.1], [0.1, 0.9]]), cls).tolist() == [1, 0]
 
 
+def test_prompt_ensembles_logits_as_medclip_and_embeddings_as_clip_against_loops():
+    """logits: mean over a class's prompts of cos(image, prompt), computed element by element
+    here; embeddings: cos with the renormalised mean prompt. A class whose prompts spread
+    unevenly ranks differently under the two: the toy below is built so they disagree."""
+    gen = torch.Generator().manual_seed(0)
+    img = torch.nn.functional.normalize(torch.randn(40, 6, generator=gen), dim=-1)
+    prompts = torch.nn.functional.normalize(torch.randn(3 * 4, 6, generator=gen), dim=-1)
+    got = ev.class_scores(img, prompts, 4, "logits")
+    for n in range(40):
+        for c in range(3):
+            cos = [float(img[n] @ prompts[c * 4 + k]) for k in range(4)]
+            assert got[n, c].item() == pytest.approx(sum(cos) / 4, abs=1e-6)
+    emb = ev.class_scores(img, prompts, 4, "embeddings")
+    assert torch.allclose(emb, img @ ev.class_embeddings(prompts, 4).T)
+    # the mean of logits is the cosine with the *un*normalised mean: rankings differ where
+    # the classes' mean prompt embeddings have different norms (uneven spread)
+    norms = prompts.view(3, 4, 6).mean(1).norm(dim=-1)
+    assert torch.allclose(got, emb * norms, atol=1e-6)
+    assert (got.argmax(1) != emb.argmax(1)).any()
+
+
 def test_linear_probe_learns_separable_and_is_chance_on_noise():
     gen = torch.Generator().manual_seed(1)
     centers = torch.randn(4, 16, generator=gen) * 3
@@ -131,11 +152,12 @@ def test_evaluate_reports_val_and_test_from_disjoint_halves(tiny_eval):
         torch.device("cpu"),
         "fp32",
     )
-    cls = ev.class_embeddings(texts, len(five[0]))
     img = ev.encode_images(model, sets.fiveclass_images, 64, torch.device("cpu"), "fp32")
     val, test = val_test_split(sets.fiveclass_targets)
+    assert cfg.eval.prompt_ensemble == "logits"  # the default: MedCLIP's protocol
     for idx, name in ((val, "val_zeroshot_acc"), (test, "zeroshot_acc")):
-        pred = (img[idx] @ cls.T).argmax(1)  # recomputed here, one half at a time
+        # recomputed here, one half at a time: the mean over each class's prompt cosines
+        pred = (img[idx] @ texts.T).view(len(idx), len(five), -1).mean(-1).argmax(1)
         assert abs(got[name] - (pred == sets.fiveclass_targets[idx]).float().mean().item()) < 1e-6
     correct = items.unpack(got["zeroshot_items"])
     assert len(correct) == len(test) and abs(correct.mean() - got["zeroshot_acc"]) < 1e-6
@@ -169,7 +191,7 @@ def test_a_curve_point_scores_a_prefix_of_each_half_item_for_item_with_the_full(
     )
     val = val_test_split(sets.fiveclass_targets)[0][:5]
     img = ev.encode_images(model, sets.fiveclass_images[val], 64, cpu, "fp32")
-    pred = (img @ ev.class_embeddings(texts, len(five[0])).T).argmax(1)
+    pred = ev.class_scores(img, texts, len(five[0]), cfg.eval.prompt_ensemble).argmax(1)
     want = (pred == sets.fiveclass_targets[val]).float().mean().item()
     assert light["val_zeroshot_acc"] == pytest.approx(want, abs=1e-6)
     # a full evaluation with val_items scores the whole test half but the same val prefix

@@ -24,6 +24,22 @@ def class_embeddings(text_emb: torch.Tensor, prompts_per_class: int) -> torch.Te
     return F.normalize(per_class.mean(dim=1), dim=-1)
 
 
+def class_scores(
+    image_emb: torch.Tensor, prompt_emb: torch.Tensor, prompts_per_class: int, ensemble: str
+) -> torch.Tensor:
+    """[N, D] normalised images, [C*P, D] normalised prompts (class-major) -> [N, C] scores.
+
+    `ensemble` (eval.prompt_ensemble): logits = MedCLIP's protocol, the mean over a class's
+    prompts of cos(image, prompt) (its PromptClassifier averages the prompts' logits);
+    embeddings = CLIP's, cos(image, the class's renormalised mean prompt embedding). They
+    rank classes differently when a class's prompts spread unevenly.
+    """
+    if ensemble == "embeddings":
+        return image_emb @ class_embeddings(prompt_emb, prompts_per_class).T
+    per_class = prompt_emb.view(-1, prompts_per_class, prompt_emb.shape[-1])  # [C, P, D]
+    return torch.einsum("nd,cpd->nc", image_emb, per_class) / prompts_per_class
+
+
 def accuracy(pred: torch.Tensor, target: torch.Tensor) -> float:
     return (pred == target).float().mean().item()
 
@@ -151,22 +167,21 @@ def _retrieval_metrics(img, img_cls, txt, txt_cls) -> dict[str, float]:
     return metrics
 
 
-def fiveclass_metrics(img, targets, class_emb) -> dict:
-    """5-class zero-shot on one split: accuracy, macro-F1 and which items were right."""
-    pred = zero_shot(img, class_emb)
+def fiveclass_metrics(scores, targets) -> dict:
+    """5-class zero-shot on one split from its class scores [N, C]: accuracy, macro-F1 and
+    which items were right."""
+    pred = scores.argmax(dim=1)
     return {
         "zeroshot_acc": accuracy(pred, targets),
-        "zeroshot_f1": macro_f1(pred, targets, class_emb.shape[0]),
+        "zeroshot_f1": macro_f1(pred, targets, scores.shape[1]),
         "correct": pred == targets,  # [N] bool, in set order
     }
 
 
-def binary_metrics(img, targets, class_emb) -> dict[str, float]:
-    """Binary zero-shot on one split: accuracy, balanced accuracy, AUROC, class counts.
-
-    The score for AUROC is cos(image, Consolidation) - cos(image, No Finding).
-    """
-    sims = img @ class_emb.T  # [N, 2]
+def binary_metrics(sims, targets) -> dict[str, float]:
+    """Binary zero-shot on one split from its class scores [N, 2]: accuracy, balanced
+    accuracy, AUROC, class counts. The score for AUROC is score(Consolidation) -
+    score(No Finding)."""
     pred = sims.argmax(dim=1)
     return {
         "zeroshot_binary_acc": accuracy(pred, targets),
@@ -182,11 +197,11 @@ def _prefix(idx: torch.Tensor, n: int) -> torch.Tensor:
     return idx[:n] if n > 0 else idx
 
 
-def _zero_shot_splits(five_img, bin_img, sets, cfg, class_embs, full: bool) -> dict:
+def _zero_shot_splits(five_scores, bin_scores, sets, cfg, full: bool) -> dict:
     """5-class (and, at a full evaluation, binary) zero-shot on the validation prefix
     (`val_` names) and on the test half -- all of it when `full`, else its first
-    `eval.curve_items` items -- with the test items' packed correctness."""
-    five_cls, bin_cls = class_embs
+    `eval.curve_items` items -- with the test items' packed correctness. Scores [N, C]
+    per set item (class_scores)."""
     (f_val, f_test), (b_val, b_test) = (
         val_test_split(sets.fiveclass_targets),
         val_test_split(sets.binary_targets),
@@ -195,10 +210,10 @@ def _zero_shot_splits(five_img, bin_img, sets, cfg, class_embs, full: bool) -> d
     f_test = f_test if full else _prefix(f_test, cfg.eval.curve_items)
     metrics: dict = {}
     for prefix, fi, bi in (("val_", f_val, b_val), ("", f_test, b_test)):
-        split = fiveclass_metrics(five_img[fi], sets.fiveclass_targets[fi], five_cls)
+        split = fiveclass_metrics(five_scores[fi], sets.fiveclass_targets[fi])
         correct = split.pop("correct")
         if full:
-            split |= binary_metrics(bin_img[bi], sets.binary_targets[bi], bin_cls)
+            split |= binary_metrics(bin_scores[bi], sets.binary_targets[bi])
         if prefix:  # counts are the same kind of fact on both halves: reported once
             split = {k: v for k, v in split.items() if not k.endswith(("_n_pos", "_n_neg"))}
         metrics |= {prefix + k: v for k, v in split.items()}
@@ -232,11 +247,15 @@ def evaluate(model, tokenizer, sets, cfg, device, prompts, probe: bool = True, f
         model, tokenizer, t, cfg.data.max_text_len, cfg.eval.batch_size, device, cfg.optim.precision
     ).cpu()
     five, binary = prompts
-    five_cls = class_embeddings(enc_txt([p for ps in five for p in ps]), len(five[0]))
-    bin_cls = class_embeddings(enc_txt([p for ps in binary for p in ps]), len(binary[0]))
+
+    def scores(img: torch.Tensor, groups: list[list[str]]) -> torch.Tensor:  # [N, C]
+        prompt_emb = enc_txt([p for ps in groups for p in ps])  # [C*P, D], class-major
+        return class_scores(img, prompt_emb, len(groups[0]), cfg.eval.prompt_ensemble)
+
     five_img = _encode_used(enc_img, sets.fiveclass_images, sets.fiveclass_targets, cfg, full)
     bin_img = _encode_used(enc_img, sets.binary_images, sets.binary_targets, cfg) if full else None
-    metrics = _zero_shot_splits(five_img, bin_img, sets, cfg, (five_cls, bin_cls), full)
+    bin_scores = scores(bin_img, binary) if full else None
+    metrics = _zero_shot_splits(scores(five_img, five), bin_scores, sets, cfg, full)
     if full:
         metrics |= _retrieval_and_probe(enc_img, enc_txt, five_img, sets, len(five), probe)
     model.train(was_training)
