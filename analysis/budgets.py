@@ -19,19 +19,28 @@ def test_items(df: pd.DataFrame, y: str) -> str:
     return ", ".join(map(str, ns))
 
 
+# x axis -> (the config key that budgets it, its unit in words)
+BUDGET_KEYS = {
+    "train_time_s": ("optim.time_budget_s", "training s"),
+    "train_flops": ("optim.flops_budget", "training FLOPs"),
+}
+
+
 def equal_time_budget(df: pd.DataFrame, x: str, groups: dict, base_level) -> tuple[float, str]:
     """The cost at which arms are compared ("at equal time").
 
-    When every trial ran the same `optim.time_budget_s` on the training-time axis, each
-    stops at its first step past it, so final costs spread over one step time (a masked
-    step is shorter): the budget is the latest final cost, so every run's final
-    evaluation counts (the baseline gets at most one step more: conservative). Otherwise
-    the baseline's median final cost. Returns (budget, the rule in words).
+    When every trial ran the same budget on the x axis (`optim.time_budget_s` on training
+    time, `optim.flops_budget` on training FLOPs), each stops at its first step past it, so
+    final costs spread over one step (a masked step is shorter): the budget is the latest
+    final cost, so every run's final evaluation counts (the baseline gets at most one step
+    more: conservative). Otherwise the baseline's median final cost. Returns (budget, the
+    rule in words).
     """
-    nominal = df["optim.time_budget_s"].dropna().unique() if "optim.time_budget_s" in df else []
+    key, unit = BUDGET_KEYS.get(x, ("", ""))
+    nominal = df[key].dropna().unique() if key in df else []
     finals = [r.trial.final_x for arm in groups.values() for r in arm if len(r.x)]
-    if x == "train_time_s" and len(nominal) == 1 and nominal[0] > 0 and min(finals) >= nominal[0]:
-        rule = f"the latest final cost of trials all budgeted {nominal[0]:g} training s"
+    if len(nominal) == 1 and nominal[0] > 0 and min(finals) >= nominal[0]:
+        rule = f"the latest final cost of trials all budgeted {nominal[0]:g} {unit}"
         return float(max(finals)), rule
     median = float(np.median([r.trial.final_x for r in groups[base_level]]))
     return median, "the baseline's median final cost"

@@ -22,6 +22,7 @@ AXIS_LABELS = {
     "held_time_s": "time held, start-up and evaluation included (s)",
     "device_hours": "device-hours",
     "samples_seen": "training pairs seen",
+    "train_flops": "training FLOPs",
     "step": "optimiser steps",
 }
 METRIC_LABELS = {

@@ -235,8 +235,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--x",
         default="train_time_s",
-        choices=("train_time_s", "device_hours", "samples_seen"),
-        help="compute axis: training seconds, device-hours or pairs seen (default train_time_s)",
+        choices=("train_time_s", "device_hours", "samples_seen", "train_flops"),
+        help="compute axis: training seconds, device-hours, pairs seen or training FLOPs "
+        "(kept tokens, both towers: the same on any hardware; default train_time_s)",
     )
     p.add_argument("--y", default="zeroshot_acc", help="metric to maximise")
     p.add_argument("--by", help="config key whose levels are compared (default: the varied one)")
