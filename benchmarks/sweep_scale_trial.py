@@ -24,6 +24,7 @@ from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from medflip.sweep import cluster, launch, monitor, recorder, replicate, tuning
 from medflip.sweep.spaces import get
+from medflip.sweep.trial import experiment_entries
 
 SPENT = {"recorder": 0.0, "searcher": 0.0, "suggestions": 0}
 
@@ -125,7 +126,8 @@ def run_one(kind: str, n: int, args) -> dict:
     res = cluster.Resources(1, 1.0, 0.0)
     metric, mode = plan.space.metrics[0], plan.space.modes[0]
     view = monitor.ProgressView(plan.num_trials, metric, mode, args.concurrency)
-    tuner = tuning.build_tuner(plan, res, args.concurrency, [view])
+    entries = experiment_entries(plan.config, plan.experiment_dir)
+    tuner = tuning.build_tuner(plan, res, args.concurrency, [view], entries)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     grid = tuner.fit()
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0

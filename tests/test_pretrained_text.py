@@ -47,7 +47,8 @@ def separation(cfg) -> float:
 
 
 @pytest.fixture
-def cfgs(medflip_cache):
+def cfgs(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDFLIP_CACHE", str(tmp_path / "cache"))
     path = str(minilm.get_model_path())
     base = variants.get("tiny")
     return base, apply_overrides(base, {"model.text": path, "data.tokenizer": path})

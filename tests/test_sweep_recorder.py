@@ -7,6 +7,8 @@ import os
 import pytest
 from ray.tune.experiment import Trial
 
+from medflip import variants
+from medflip.config import apply_overrides, flatten
 from medflip.results import table as results
 from medflip.sweep import recorder
 from medflip.sweep.recorder import ResultsRecorder, final_status, rebuild, reconcile
@@ -16,8 +18,7 @@ def config(ratio, seed=0):
     return {
         "sweep": "mask_ratio",
         "experiment": "exp",
-        "variant": "tiny",
-        "fixed": {"mask.variant": "image"},
+        "base": flatten(apply_overrides(variants.get("tiny"), {"mask.variant": "image"})),
         "resources": {"num_workers": 2},
         "mask.image_ratio": ratio,
         "seed": seed,

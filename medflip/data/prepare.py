@@ -112,14 +112,10 @@ def prepare(
     return {"entry": entry, **summary, "splits": splits, "skipped": dict(loaded.skipped.counts)}
 
 
-def ensure_sweep(variant: str, fixed: dict, mapper: Callable | None = None) -> None:
-    """The sweep launcher's call, once before the first trial: a real source is prepared
-    (by `mapper`: Ray tasks on a cluster) instead of read by every worker."""
-    ensure(config.apply_overrides(variants.get(variant), fixed), mapper)
-
-
 def ensure(cfg: config.Config, mapper: Callable | None = None) -> None:
-    """Prepare `cfg`'s real source unless its cache at `data.image_size` is complete."""
+    """Prepare `cfg`'s real source unless its cache at `data.image_size` is complete. The
+    sweep launcher calls it once before the first trial (`mapper`: Ray tasks on a cluster),
+    so a real source is prepared instead of read by every worker."""
     if DATA_SOURCES[cfg.data.source].embedded:
         return  # an embedded corpus has its own render cache
     images = prepared.images_dir(

@@ -117,9 +117,8 @@ def default_resources(
     GPUs: one per worker where the cluster has any, else none. CPUs: with GPUs, a node's
     CPUs shared evenly among its GPUs; CPU-only, a whole node shared among the trial's
     workers (on a 2-core laptop: one worker with both cores; torch wants the cores).
+    The flags' own ranges are plan.validate's (checked before this runs).
     """
-    if num_workers < 1:
-        raise ValueError(f"--workers-per-trial: must be >= 1, got {num_workers}")
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if any(n.get("GPU", 0) > 0 for n in nodes) else 0.0
     if cpus_per_worker is None:
@@ -130,8 +129,6 @@ def default_resources(
         else:
             biggest = max((n.get("CPU", 1) for n in nodes), default=1)
             cpus_per_worker = max(1.0, math.floor(biggest / num_workers))
-    if cpus_per_worker <= 0 or gpus_per_worker < 0:
-        raise ValueError("--cpus-per-worker must be > 0 and --gpus-per-worker >= 0")
     return Resources(num_workers, float(cpus_per_worker), float(gpus_per_worker))
 
 
@@ -160,11 +157,7 @@ def trial_concurrency(nodes: list[dict[str, float]], res: Resources, requested: 
             f"cluster has {have}: lower --workers-per-trial, --cpus-per-worker or "
             "--gpus-per-worker"
         )
-    if requested is not None:
-        if requested < 1:
-            raise ValueError(f"--max-concurrent: must be >= 1, got {requested}")
-        return min(requested, fit)
-    return fit
+    return fit if requested is None else min(requested, fit)  # >= 1: plan.validate
 
 
 def record_job(experiment_dir: str) -> None:

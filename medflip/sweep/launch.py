@@ -29,7 +29,7 @@ from medflip.sweep.plan import (
     head_limit,
     seeds_for,
     trial_points,
-    validate,
+    validated,
 )
 from medflip.sweep.spaces import Space, get
 
@@ -178,24 +178,12 @@ def make_plan(space: Space, args: argparse.Namespace) -> Plan:
         head_memory_per_run_mb=args.head_memory_per_run_mb,
         collective_timeout_s=args.collective_timeout_s,
     )
-    validate(plan)
-    if (
-        plan.workers_per_trial > 1
-        and plan.gpus_per_worker is not None
-        and 0 < plan.gpus_per_worker < 1
-    ):
-        raise PlanError(
-            f"--gpus-per-worker {plan.gpus_per_worker} with --workers-per-trial "
-            f"{plan.workers_per_trial}: two DDP ranks would share one GPU, which NCCL refuses; "
-            "use whole GPUs per worker (or one worker per trial)"
-        )
-    if plan.collective_timeout_s <= 0:
-        raise PlanError(f"--collective-timeout-s: must be > 0, got {plan.collective_timeout_s}")
+    plan = validated(plan)
     from medflip.data import checks  # the data root, eval sets, tokenizer: before Ray starts
 
     try:
         gpus = cli_checks.worker_gpus(plan.gpus_per_worker, plan.address)  # fp16 on a CPU
-        checks.check_sweep(plan.variant, plan.fixed, gpus)
+        checks.check_sweep(plan.config, gpus)
     except ConfigError as exc:
         raise PlanError(str(exc)) from None
     if plan.resume:
@@ -275,6 +263,7 @@ def resolve_resources(plan: Plan, nodes) -> tuple[cluster.Resources, int]:
 def run(plan: Plan, callbacks: Sequence = ()) -> int:
     """Start or join Ray, run or resume the sweep, print where the results are."""
     from medflip.sweep import cluster, monitor, preflight, settings, tuning
+    from medflip.sweep.trial import experiment_entries
 
     # Storage and address are checked before Ray starts: a clear error, nothing written.
     preflight.check_storage(plan.storage)
@@ -295,7 +284,7 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         from medflip.data import prepare  # a real source: read once here, not per worker
         from medflip.sweep.prepare import mapper
 
-        prepare.ensure_sweep(plan.variant, plan.fixed, mapper(address) if address else None)
+        prepare.ensure(plan.config, mapper(address) if address else None)
         s = plan.space
         view = monitor.ProgressView(plan.num_trials, s.metrics[0], s.modes[0], concurrency)
         callbacks = [view, *callbacks]
@@ -306,7 +295,9 @@ def run(plan: Plan, callbacks: Sequence = ()) -> int:
         if plan.resume:
             tuner = tuning.restore_tuner(plan, list(callbacks))
         else:
-            tuner = tuning.build_tuner(plan, res, concurrency, list(callbacks))
+            # the experiment's one tokenizer, built now (before any trial), and a drill's fault
+            entries = experiment_entries(plan.config, plan.experiment_dir)
+            tuner = tuning.build_tuner(plan, res, concurrency, list(callbacks), entries)
         grid = tuner.fit()
         tuning.check_searcher_after(tuner, plan)
         return tuning.summarize(plan, grid)

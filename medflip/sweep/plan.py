@@ -9,11 +9,11 @@ grid would run (or the first ones a search would run) for `--dry-run`.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from medflip import variants
-from medflip.config import Config, ConfigError, apply_overrides
+from medflip.config import Config, ConfigError, apply_overrides, flatten, unflatten
 from medflip.sweep.spaces import Choice, Float, Space
 
 SCHEDULERS = ("fifo", "asha")
@@ -52,6 +52,16 @@ class Plan:
     collective_timeout_s: int = 300  # the trial's TorchConfig timeout (a hung rank fails)
     report_hooks: tuple[str, ...] = field(default_factory=tuple)
     head_memory_per_run_mb: float = HEAD_MEMORY_PER_RUN_MB
+    # the flat config every trial starts from (variant + fixed), built once by `validated`;
+    # flat because Ray ships it to every trial (tuning.param_space)
+    base: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Config:
+        """The base config every trial shares (before its searched keys and seed)."""
+        if not self.base:
+            raise PlanError("the plan has no base config: build it with plan.validated")
+        return unflatten(self.base)
 
     @property
     def experiment_dir(self) -> str:
@@ -121,16 +131,21 @@ def validation_points(plan: Plan) -> list[dict[str, Any]]:
     return points
 
 
+def validated(plan: Plan) -> Plan:
+    """`plan` checked (`validate`) and carrying its built base config."""
+    return replace(plan, base=flatten(validate(plan)))
+
+
 def validate(plan: Plan) -> Config:
-    """Check the variant, every trial's config, resume state and flags; returns the base."""
+    """Check the variant, every trial's config, resume state and flags; returns the base
+    config every trial shares (variant + fixed)."""
     try:
-        base = variants.get(plan.variant)
-        apply_overrides(base, plan.fixed)
+        base = apply_overrides(variants.get(plan.variant), plan.fixed)
     except ConfigError as exc:
         raise PlanError(f"--variant/--set: {exc}") from None
     for point in validation_points(plan):
         try:
-            apply_overrides(base, {**plan.fixed, **point})
+            apply_overrides(base, point)
         except ConfigError as exc:
             raise PlanError(f"{plan.space.name} sweep, trial {point}: {exc}") from None
     check_scheduler(plan.space, plan.scheduler)
@@ -159,8 +174,21 @@ def validate(plan: Plan) -> Config:
         )
     if plan.report_poll_s <= 0:
         raise PlanError(f"--report-poll-s: must be > 0, got {plan.report_poll_s}")
+    if plan.collective_timeout_s <= 0:
+        raise PlanError(f"--collective-timeout-s: must be > 0, got {plan.collective_timeout_s}")
+    check_gpu_sharing(plan)
     check_resume(plan)
     return base
+
+
+def check_gpu_sharing(plan: Plan) -> None:
+    gpus = plan.gpus_per_worker
+    if plan.workers_per_trial > 1 and gpus is not None and 0 < gpus < 1:
+        raise PlanError(
+            f"--gpus-per-worker {gpus} with --workers-per-trial {plan.workers_per_trial}: two "
+            "DDP ranks would share one GPU, which NCCL refuses; use whole GPUs per worker "
+            "(or one worker per trial)"
+        )
 
 
 def check_resume(plan: Plan) -> None:

@@ -13,8 +13,6 @@ import json
 import os
 from typing import Any
 
-from medflip import variants
-from medflip.config import apply_overrides, flatten
 from medflip.sweep.plan import Plan, PlanError
 from medflip.training import resume
 
@@ -23,7 +21,7 @@ FILENAME = "medflip_settings.json"
 
 def record(plan: Plan) -> dict[str, Any]:
     """Every setting that shapes the trials: each config key, then the sweep's own flags."""
-    config = flatten(apply_overrides(variants.get(plan.variant), plan.fixed))
+    config = dict(plan.base)
     config.pop("seed", None)  # the seeds are the --seeds entry
     flags = {
         "sweep": plan.space.name,

@@ -5,8 +5,8 @@ workers run `train_fn_per_worker`, and Train's `TuneReportCallback` forwards ran
 metrics (and the persisted checkpoint's path) to Tune. Passing a Trainer to the Tuner is
 gone in Ray 2.60, and `ray.train.report` cannot be called from a plain Tune function.
 
-The trial config (Tune's param_space, see launch.py) carries: `variant`, `fixed` (dotted
-overrides every trial shares), the searched dotted keys and `seed` at the top level,
+The trial config (Tune's param_space, see tuning.py) carries: `base` (the flat config every
+trial shares, built by the plan), the searched dotted keys and `seed` at the top level,
 `resources`, `max_failures`, `train_storage`, `report_poll_s`, `objectives` and
 `report_hooks`.
 """
@@ -26,8 +26,7 @@ import ray.tune
 import torch
 from ray.tune.integration.ray_train import TuneReportCallback
 
-from medflip import variants
-from medflip.config import KEYS, Config, apply_overrides
+from medflip.config import KEYS, Config, apply_overrides, unflatten
 from medflip.sweep import raycompat
 
 ReportHook = Callable[[dict, dict], None]
@@ -69,26 +68,20 @@ def fault_hook(spec: str, rank: int, resumed: bool) -> Callable[[int, dict], dic
     return before_step
 
 
-def experiment_entries(variant: str, fixed: dict, experiment_dir: str) -> dict:
+def experiment_entries(cfg: Config, experiment_dir: str) -> dict:
     """Trial-config entries every trial of an experiment shares, made before any starts:
     the one tokenizer (built into the experiment dir) and the drill's fault spec."""
     from medflip.data.dataset import build_tokenizer
     from medflip.data.tokenizer import experiment_tokenizer
 
-    cfg = apply_overrides(variants.get(variant), fixed)
     path, digest = experiment_tokenizer(cfg, experiment_dir, lambda: build_tokenizer(cfg))
     return {"tokenizer": {"path": path, "hash": digest}, "fault": fault_from_env()}
 
 
-def trial_overrides(config: dict) -> dict:
-    """The trial's dotted overrides: the shared `fixed` ones, then its own (searched, seed)."""
-    own = {k: v for k, v in config.items() if k in KEYS}
-    return {**config.get("fixed", {}), **own}
-
-
 def build_config(config: dict) -> Config:
-    """The trial's full Config: variant + fixed overrides + searched keys + seed."""
-    return apply_overrides(variants.get(config["variant"]), trial_overrides(config))
+    """The trial's full Config: the plan's base + its own searched keys and seed."""
+    own = {k: v for k, v in config.items() if k in KEYS}
+    return apply_overrides(unflatten(config["base"]), own)
 
 
 def load_hooks(names: list[str]) -> list[ReportHook]:

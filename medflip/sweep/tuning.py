@@ -23,7 +23,7 @@ from medflip.sweep import cluster, raycompat
 from medflip.sweep.plan import Plan, PlanError
 from medflip.sweep.recorder import ResultsRecorder
 from medflip.sweep.replicate import Replicated
-from medflip.sweep.trial import experiment_entries, train_driver_fn
+from medflip.sweep.trial import train_driver_fn
 
 log = logging.getLogger("medflip.sweep")
 STUDY_FILE = "optuna_study.journal"
@@ -39,13 +39,13 @@ def trainable():
     return tune.with_resources(train_driver_fn, {"cpu": 0, "memory": cluster.DRIVER_MEMORY_BYTES})
 
 
-def param_space(plan: Plan, res: cluster.Resources) -> dict:
-    """Every trial's config; grids enumerate axes x seeds, searches fill axes and seed."""
+def param_space(plan: Plan, res: cluster.Resources, entries: dict) -> dict:
+    """Every trial's config; grids enumerate axes x seeds, searches fill axes and seed.
+    `entries`: what every trial shares beyond the config (trial.experiment_entries)."""
     space = {
         "sweep": plan.space.name,
         "experiment": plan.name,
-        "variant": plan.variant,
-        "fixed": dict(plan.fixed),
+        "base": dict(plan.base),  # the flat base config; each trial adds its keys and seed
         "resources": {
             "num_workers": res.num_workers,
             "cpus_per_worker": res.cpus_per_worker,
@@ -57,8 +57,7 @@ def param_space(plan: Plan, res: cluster.Resources) -> dict:
         "objectives": list(plan.space.metrics),
         "report_hooks": list(plan.report_hooks),
         "collective_timeout_s": plan.collective_timeout_s,
-        # the experiment's one tokenizer (built now, before any trial) and a drill's fault
-        **experiment_entries(plan.variant, dict(plan.fixed), plan.experiment_dir),
+        **entries,
     }
     if plan.space.kind == "grid":
         for key, axis in plan.axes.items():
@@ -152,7 +151,9 @@ def bounded_trial_files() -> None:
     os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
 
 
-def build_tuner(plan: Plan, res: cluster.Resources, concurrency: int, callbacks: list):
+def build_tuner(
+    plan: Plan, res: cluster.Resources, concurrency: int, callbacks: list, entries: dict
+):
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # else Tune ignores the CLIReporter
     bounded_trial_files()
     study = study_path(plan.experiment_dir)
@@ -160,7 +161,7 @@ def build_tuner(plan: Plan, res: cluster.Resources, concurrency: int, callbacks:
         print(f"optuna study {study} (live view: optuna-dashboard {study})", flush=True)
     return tune.Tuner(
         trainable(),
-        param_space=param_space(plan, res),
+        param_space=param_space(plan, res, entries),
         tune_config=tune.TuneConfig(
             num_samples=plan.num_samples * (len(plan.seeds) if plan.space.kind != "grid" else 1),
             search_alg=search_alg(plan),

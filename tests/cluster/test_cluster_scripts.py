@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from fixtures_ray import ROOT
+from conftest import ROOT
 
 
 def _run(script, tmp_path, **env):

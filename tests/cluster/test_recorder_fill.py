@@ -8,13 +8,14 @@ checkpoint_manager_snapshot.json too. The file below has the shape Ray 2.60 writ
 
 import json
 
+from medflip import variants
+from medflip.config import flatten
 from medflip.sweep.recorder import rebuild
 
 CONFIG = {
     "sweep": "temperature",
     "experiment": "exp",
-    "variant": "tiny",
-    "fixed": {},
+    "base": flatten(variants.get("tiny")),
     "resources": {"num_workers": 1},
     "loss.temperature": 0.05,
     "seed": 0,

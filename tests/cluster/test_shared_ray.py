@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 import pytest
-from fixtures_ray import ROOT
+
+from tests.cluster.conftest import ROOT
 
 
 def _env(**extra):
