@@ -26,16 +26,8 @@ IDX = {n: k for k, n in enumerate(OBSERVATIONS)}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def cache(tmp_path_factory):
-    old = os.environ.get("MEDFLIP_CACHE")
-    os.environ["MEDFLIP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    B._cached.cache_clear()
-    yield os.environ["MEDFLIP_CACHE"]
-    B._cached.cache_clear()
-    if old is None:
-        del os.environ["MEDFLIP_CACHE"]
-    else:
-        os.environ["MEDFLIP_CACHE"] = old
+def cache(module_medflip_cache):
+    return module_medflip_cache
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ from fixtures_data import make_chexpert, make_class_manifest, make_mimic, make_o
 
 from medflip import variants
 from medflip.config import apply_overrides
-from medflip.data import dataset as D
-from medflip.data import sources
 from medflip.registry import DATA_SOURCES
 from medflip.training import engine
 from medflip.training.run_parts import build_parts
@@ -26,12 +24,9 @@ FIXTURES = {  # source -> writes a tree under the path, returns data.root ("" = 
 
 
 @pytest.mark.parametrize("source", sorted(DATA_SOURCES))
-def test_one_training_step_per_registered_source(source, tmp_path, monkeypatch):
+def test_one_training_step_per_registered_source(source, tmp_path, medflip_cache):
     if source not in FIXTURES:
         pytest.fail(f"data source {source!r} is registered without a fixture tree here")
-    monkeypatch.setenv("MEDFLIP_CACHE", str(tmp_path / "cache"))
-    sources.cached_records.cache_clear()
-    D._train_corpus.cache_clear()
     root = FIXTURES[source](str(tmp_path / "data"))
     sets = {"data.source": source, "optim.batch_size": 2, "mask.variant": "both"}
     sets |= {"loss.kind": "medflip", "loss.svd_weight": 0.1, "data.num_train": 64}
@@ -50,5 +45,3 @@ def test_one_training_step_per_registered_source(source, tmp_path, monkeypatch):
     after = list(parts.unwrapped.parameters())
     moved = [not torch.equal(a, b) for a, b in zip(before, after, strict=True)]
     assert sum(moved) > len(moved) // 2  # image tower, text tower and heads all stepped
-    sources.cached_records.cache_clear()
-    D._train_corpus.cache_clear()

@@ -51,8 +51,7 @@ def test_finding_only_in_findings_is_a_soft_target_and_the_choice_switches_it(op
     assert (before, after) == (pytest.approx(2 / 11), 1.0)
 
 
-def test_config_reaches_the_training_corpus(openi, tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDFLIP_CACHE", str(tmp_path / "cache"))
+def test_config_reaches_the_training_corpus(openi, medflip_cache):
     root, _ = openi
     cfg = apply_overrides(Config(), {"data.source": "openi", "data.root": root})
     assert cfg.data.label_text == "findings_impression"

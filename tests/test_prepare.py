@@ -14,20 +14,15 @@ from medflip.data import prepare, prepared, sources
 
 
 @pytest.fixture
-def mimic(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDFLIP_CACHE", str(tmp_path / "cache"))
+def mimic(tmp_path, monkeypatch, medflip_cache):
     monkeypatch.delenv("MEDFLIP_PREPARED", raising=False)
-    sources.cached_records.cache_clear()
-    D._train_corpus.cache_clear()
     root = str(tmp_path / "mimic")
     make_mimic(root)  # 6 images + 1 corrupt
     cfg = apply_overrides(
         variants.get("tiny"),
         {"data.source": "mimic-cxr", "data.root": root, "optim.batch_size": 2},
     )
-    yield cfg
-    sources.cached_records.cache_clear()
-    D._train_corpus.cache_clear()
+    return cfg
 
 
 def test_shards_equal_decoding_and_training_reads_them(mimic):

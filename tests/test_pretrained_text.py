@@ -47,8 +47,7 @@ def separation(cfg) -> float:
 
 
 @pytest.fixture
-def cfgs(tmp_path, monkeypatch):
-    monkeypatch.setenv("MEDFLIP_CACHE", str(tmp_path / "cache"))
+def cfgs(medflip_cache):
     path = str(minilm.get_model_path())
     base = variants.get("tiny")
     return base, apply_overrides(base, {"model.text": path, "data.tokenizer": path})

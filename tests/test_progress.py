@@ -36,7 +36,17 @@ def test_eta_for_a_flops_budget_runs_at_the_flops_rate_so_far():
     cfg = _cfg(**{"optim.max_steps": 100000, "optim.flops_budget": 4e12, "eval.every_share": 0.5})
     # 1e12 of 4e12 FLOPs in 5 s: 15 s left; p = 0.25: the 0.5 mark and the final ahead.
     assert progress.eta_s(_m(train_flops=1e12), cfg) == pytest.approx(15.0 + 2 * 1.0)
-    assert progress.where(_m(train_flops=1.2e12), cfg) == "step 10/100000 1.2e+12/4e+12 FLOPs"
+    assert progress.where(_m(train_flops=1.2e12), cfg) == "step 10 1.2e+12/4e+12 FLOPs"
+
+
+def test_steps_are_shown_against_max_steps_only_when_it_is_a_budget():
+    """The default optim.max_steps is a no-limit sentinel under a time or FLOPs budget."""
+    timed = _cfg(**{"optim.max_steps": 100000, "optim.time_budget_s": 60.0})
+    assert progress.where(_m(), timed) == "step 10 train 5/60s"
+    both = _cfg(**{"optim.max_steps": 500, "optim.time_budget_s": 60.0})  # set: a budget
+    assert progress.where(_m(), both) == "step 10/500 train 5/60s"
+    steps_only = _cfg(**{"optim.max_steps": 100000, "optim.time_budget_s": 0.0})
+    assert progress.where(_m(), steps_only) == "step 10/100000"  # the only budget there is
 
 
 def test_line_says_where_eta_lr_pace_and_the_latest_evaluation():

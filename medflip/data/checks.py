@@ -60,7 +60,7 @@ def check(cfg: Config, device: str | None = None) -> None:
             f"{d.root}: no evaluation records (official validate/test splits or held-out "
             f"patients; splits {splits})"
         )
-    short = eval_shortfall(held, d.seed, d.eval_per_class)
+    short = eval_shortfall(held, d.seed, d.eval_per_class, probe=cfg.eval.probe)
     if short:
         raise DataError(f"{d.root}: {short}")
 
@@ -92,9 +92,13 @@ def _split_counts(records: list[sources.Record]) -> str:
     return ", ".join(f"{s} {counts.get(s, 0)}" for s in sources.SPLITS)
 
 
-def _sets(held: list[sources.Record], seed: int, per_class: int) -> dict[str, list[int]]:
+def _sets(
+    held: list[sources.Record], seed: int, per_class: int, probe: bool = True
+) -> dict[str, list[int]]:
     """Images per class of each evaluation set, selected as `benchmark._real_sets` selects
-    (same order, same patient-disjoint chain) but without decoding the images."""
+    (same order, same patient-disjoint chain) but without decoding the images. The probe
+    sets are drawn after the 5-class one, so leaving them out (`probe` off: the linear
+    probe never runs) changes no other set."""
     order = np.random.default_rng([seed, 5200]).permutation(len(held))
     cands = [(int(k), held[k].patient_id, held[k].labels) for k in order]
     out, taken, skipped = {}, set(), sources.SkipCounts()
@@ -108,7 +112,7 @@ def _sets(held: list[sources.Record], seed: int, per_class: int) -> dict[str, li
             return [0] * n
         return np.bincount(targets, minlength=n).tolist()
 
-    for name in ("fiveclass", "probe_train", "probe_test"):
+    for name in ("fiveclass", "probe_train", "probe_test")[: 3 if probe else 1]:
         want = benchmark.probe_per_class(per_class) if name.startswith("probe") else per_class
         out[name] = (counts(name, benchmark.fiveclass_target, 5, want, taken), want)
     out["binary"] = (counts("binary", benchmark.binary_target, 2, per_class, set()), per_class)
@@ -127,22 +131,24 @@ def _quiet():
         logger.setLevel(level)
 
 
-def _fits(held, seed: int, per_class: int) -> bool:
-    return all(min(c) >= want for c, want in _sets(held, seed, per_class).values())
+def _fits(held, seed: int, per_class: int, probe: bool) -> bool:
+    return all(min(c) >= want for c, want in _sets(held, seed, per_class, probe).values())
 
 
-def eval_shortfall(held: list[sources.Record], seed: int, per_class: int) -> str:
+def eval_shortfall(
+    held: list[sources.Record], seed: int, per_class: int, probe: bool = True
+) -> str:
     """ "" if every evaluation set has `per_class` images per class, else what is short and
-    the largest data.eval_per_class that fits."""
+    the largest data.eval_per_class that fits (the probe sets only when `probe` runs)."""
     with _quiet():
-        sets = _sets(held, seed, per_class)
+        sets = _sets(held, seed, per_class, probe)
         short = {n: (c, w) for n, (c, w) in sets.items() if min(c) < w}
         if not short:
             return ""
         lo, hi = 0, per_class - 1  # the largest size that fits, by bisection
         while lo < hi:
             mid = (lo + hi + 1) // 2
-            lo, hi = (mid, hi) if _fits(held, seed, mid) else (lo, mid - 1)
+            lo, hi = (mid, hi) if _fits(held, seed, mid, probe) else (lo, mid - 1)
     name, (have, want) = next(iter(short.items()))
     names = benchmark.CLASSES if len(have) == 5 else ("No Finding", "Consolidation")
     got = ", ".join(f"{c} {k}" for c, k in zip(names, have, strict=True))

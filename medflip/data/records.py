@@ -12,6 +12,7 @@ import glob
 import gzip
 import hashlib
 import logging
+import math
 import os
 import re
 from collections import Counter
@@ -210,9 +211,15 @@ def parse_labels(row: dict, where: str) -> np.ndarray:
         cell = row.get(name)
         if cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == "":
             continue
-        value = float(cell)  # ValueError -> caller counts the row as corrupt
+        try:
+            value = float(cell)
+        except ValueError:
+            value = math.nan  # "yes", "pos", ...: refused below with what is allowed
         if value not in (1.0, 0.0, -1.0):
-            raise ValueError(f"{where}: {name}={cell!r} is not 1, 0, -1 or blank")
+            raise ValueError(
+                f"{where}: {name}={cell!r} is not a label value; allowed: 1 (positive), "
+                "0 (negative), -1 (uncertain) or blank (not mentioned)"
+            )
         out[k] = value
     return out
 

@@ -32,10 +32,20 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+def steps_are_a_budget(cfg: Config) -> bool:
+    """optim.max_steps is a plan only when set, or when no time or FLOPs budget ends the run;
+    else its default is the no-limit sentinel, and `step 27/100000` would read as a plan."""
+    o = cfg.optim
+    sentinel = type(o)().max_steps
+    return o.max_steps != sentinel or not (o.time_budget_s > 0 or o.flops_budget > 0)
+
+
 def where(m: Mapping, cfg: Config) -> str:
-    """`step 120/20000` for a step budget; with a time budget also `train 52/240s`, with a
-    FLOPs budget `1.2e+12/6e+12 FLOPs`."""
-    out = f"step {m['step']}/{cfg.optim.max_steps}"
+    """`step 120/20000` for a step budget (`step 120` when the steps are unbounded); with a
+    time budget also `train 52/240s`, with a FLOPs budget `1.2e+12/6e+12 FLOPs`."""
+    out = f"step {m['step']}"
+    if steps_are_a_budget(cfg):
+        out += f"/{cfg.optim.max_steps}"
     if cfg.optim.time_budget_s > 0:
         out += f" train {m['train_time_s']:.0f}/{cfg.optim.time_budget_s:.0f}s"
     if cfg.optim.flops_budget > 0 and _finite(m.get("train_flops")):

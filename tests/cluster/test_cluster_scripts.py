@@ -4,7 +4,7 @@ import os
 import re
 import subprocess
 
-from conftest import ROOT
+from fixtures_ray import ROOT
 
 
 def _run(script, tmp_path, **env):

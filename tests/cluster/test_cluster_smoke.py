@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from cdp_browser import visit
-from conftest import ARTIFACTS, ROOT, Sweep, free_ports, wait_for
+from fixtures_ray import ARTIFACTS, ROOT, Sweep, free_ports, wait_for
 from leakscan import report_needles, scan
 
 from medflip import variants

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, Sweep, wait_for
+from fixtures_ray import ROOT, Sweep, wait_for
 
 from medflip.results import table as results
 from medflip.sweep import raycompat

@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 from cdp_browser import visit
-from conftest import ARTIFACTS, ROOT, free_ports, wait_for
+from fixtures_ray import ARTIFACTS, ROOT, free_ports, wait_for
 
 from medflip.results import table as results
 from medflip.sweep import tuning

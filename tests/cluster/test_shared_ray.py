@@ -11,8 +11,7 @@ import subprocess
 import sys
 
 import pytest
-
-from tests.cluster.conftest import ROOT
+from fixtures_ray import ROOT
 
 
 def _env(**extra):

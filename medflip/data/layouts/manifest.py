@@ -59,8 +59,10 @@ def _clean(value) -> str:
 
 
 def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Record]:
-    """A CSV/Parquet table; label columns are the study's labels, else they are extracted
-    from `report`; the soft targets follow the label policy. A row with a report and an
+    """A CSV/Parquet table; label columns are the study's labels, else (no label columns,
+    or all of a row's label cells blank: per row) they are extracted from `report`; the
+    soft targets follow the label policy. A bad label value stops the read, naming the
+    row, column, value and what is allowed. A row with a report and an
     empty (or absent) image_path is a text-only record (image_path "")."""
     path = _manifest_path(root)
     rows, columns = _manifest_rows(path)
@@ -86,10 +88,11 @@ def read_manifest(root: str, skipped: SkipCounts, label_text: str) -> list[Recor
         if report is None and "report" in columns:
             skipped.add("empty report", f"{path} row {k + 2}")
         try:
-            table = parse_labels(row, path) if has_labels else None
-        except ValueError:
-            skipped.add("bad label value", f"{path} row {k + 2}")
-            continue
+            table = parse_labels(row, f"{path} row {k + 2}") if has_labels else None
+        except ValueError as exc:  # a typo in one's own table: say which cell, stop
+            raise SourceError(str(exc)) from None
+        if table is not None and np.isnan(table).all():
+            table = None  # this row's label cells are all blank: its report's labels, per row
         labels, text = soft_target_labels(table, raw if report else None, label_text)
         if labels is None:
             labels = text = _NO_LABELS.copy()

@@ -1,9 +1,11 @@
 """Fixtures for tests that run medflip on a real Ray cluster, started as README says.
 
-One head per session via scripts/cluster-up.sh (a private temp dir, free ports, its own
-token, dashboard on loopback), stopped via scripts/cluster-down.sh even when tests fail.
-Sweeps are the real CLI (`sweeps/*.py --address auto`) in subprocesses, so they can be
-SIGKILLed like a researcher's terminal can.
+One head per test session via scripts/cluster-up.sh (a private temp dir, free ports, its
+own token, dashboard on loopback), stopped via scripts/cluster-down.sh even when tests
+fail; tests/conftest.py registers the fixtures for the whole suite and runs the tests that
+use the head last, so it is up only while they run. Sweeps are the real CLI
+(`sweeps/*.py --address auto`) in subprocesses, so they can be SIGKILLed like a
+researcher's terminal can.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "runs" / "test-artifacts"
 CLUSTER_CPUS = 2  # the machine's cores: one smoke trial (one worker) at a time
 
