@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from fixtures_batch import MASK, PAD, SPECIAL, VOCAB, make_batch
 from transformers import BertConfig, BertModel
 
 from medflip import variants
@@ -12,9 +13,6 @@ from medflip.models.masking import mask_tokens
 from medflip.models.medflip import MedFLIP
 from medflip.models.text import TextTower
 
-VOCAB, PAD, CLS, SEP, MASK = 60, 0, 2, 3, 4
-SPECIAL = (PAD, 1, CLS, SEP, MASK)
-
 
 def make_cfg(**overrides):
     return apply_overrides(variants.get("tiny"), overrides)
@@ -23,24 +21,6 @@ def make_cfg(**overrides):
 def make_model(cfg=None, seed=0):
     torch.manual_seed(seed)
     return MedFLIP(cfg or make_cfg(), VOCAB, PAD, MASK, SPECIAL)
-
-
-def make_batch(n=4, t=12, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    lengths = torch.tensor([t, t - 3, 5, t - 1][:n])
-    ids = torch.randint(5, VOCAB, (n, t), generator=g)
-    mask = (torch.arange(t)[None, :] < lengths[:, None]).long()
-    ids = ids * mask
-    ids[:, 0] = CLS
-    ids[torch.arange(n), lengths - 1] = SEP
-    return {
-        "image": torch.randn(n, 1, 32, 32, generator=g),
-        "input_ids": ids,
-        "attention_mask": mask,
-        "labels": torch.randint(-1, 2, (n, 14), generator=g).float(),
-        "image_labels": torch.randint(-1, 2, (n, 14), generator=g).float(),
-        "paired": torch.ones(n, dtype=torch.bool),
-    }
 
 
 def test_forward_shapes_with_both_masking_variants():

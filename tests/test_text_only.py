@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import torch
+from fixtures_batch import make_batch
 from fixtures_data import make_mimic, write_csv, write_image
 
 from medflip import variants
@@ -22,19 +23,9 @@ def cfg(kind="medclip"):
     return apply_overrides(variants.get("tiny"), {"loss.kind": kind, "optim.precision": "fp32"})
 
 
-def batch(has_image=HAS_IMAGE, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    n, s = len(has_image), cfg().data.image_size
-    coded = torch.randint(-1, 2, (n, 14), generator=g).float()
-    return {
-        "image": torch.randn(int(has_image.sum()), 1, s, s, generator=g),
-        "input_ids": torch.randint(5, 100, (n, 12), generator=g),
-        "attention_mask": torch.ones(n, 12, dtype=torch.long),
-        "labels": coded,
-        "image_labels": torch.roll(coded, 1, dims=1),
-        "paired": has_image.clone(),
-        "has_image": has_image.clone(),
-    }
+def batch():
+    """6 reports, 4 of them with an image."""
+    return make_batch(n=len(HAS_IMAGE), image_size=cfg().data.image_size, has_image=HAS_IMAGE)
 
 
 def reference(v, t, image_labels, text_labels, tau):
