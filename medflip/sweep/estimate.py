@@ -3,7 +3,8 @@
 One trial's wall time = training + evaluation + start-up:
 
 - training: `optim.time_budget_s` when set, else (or when sooner) `optim.max_steps` steps
-  of the model's training FLOPs (models/flops.py) at a per-device rate;
+  of the model's training FLOPs (models/flops.py) at a per-device rate, or
+  `optim.flops_budget` at that rate;
 - evaluation: EVAL_SHARE of the training time;
 - start-up: STARTUP_S (Ray Train's worker group, the corpus, tokenizer and model built).
 
@@ -64,7 +65,14 @@ def trial_seconds(cfg, step_s: float | None) -> tuple[float, float]:
     """(training, whole wall time) of one trial; training is inf when unknown."""
     budget = cfg.optim.time_budget_s if cfg.optim.time_budget_s > 0 else math.inf
     by_steps = cfg.optim.max_steps * step_s if step_s is not None else math.inf
-    train = min(budget, by_steps)
+    by_flops = math.inf
+    if cfg.optim.flops_budget > 0 and step_s is not None:  # the FLOPs budget at the rate
+        from medflip.models import flops
+
+        ratio, length = cfg.mask.image_ratio, cfg.data.max_text_len
+        per_step = flops.train_flops_per_pair(cfg, ratio, length) * cfg.optim.batch_size
+        by_flops = cfg.optim.flops_budget / per_step * step_s
+    train = min(budget, by_steps, by_flops)
     return train, train * (1 + EVAL_SHARE) + STARTUP_S
 
 
