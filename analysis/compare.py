@@ -27,21 +27,16 @@ def _arm(arm: list[paired.Run], grid, budget, ref, anchor) -> dict:
     arm = sorted(arm, key=lambda r: (r.trial.seed, r.trial.experiment, r.trial.trial_id))
     span = max([r.trial.final_x for r in arm] + [budget])
     reps = [paired.reported(r, None) for r in arm]
+    at = int(np.searchsorted(grid, budget))  # compare() put the budget on the grid
     cur = np.vstack(
         [paired.curve(r, p, grid, span, anchor, ref[1]) for r, p in zip(arm, reps, strict=True)]
-    )
-    at = np.array(
-        [
-            paired.curve(r, p, np.array([budget]), span, anchor, ref[1])[0, 0]
-            for r, p in zip(arm, reps, strict=True)
-        ]
     )
     return {
         "runs": arm,
         "reps": reps,
         "span": span,
         "curves": cur,
-        "at": at,
+        "at": cur[:, at].copy(),
         "areas": paired.area(grid, cur, ref),
     }
 
@@ -191,8 +186,7 @@ def compare(
     descriptive `reach`); `level`: of every interval (a report family's Bonferroni level).
     Items are resampled (`n_boot` times) only for arms with one seed.
     """
-    if anchor is not None:
-        grid = np.unique(np.append(grid, 0.0))
+    grid = np.unique(np.append(grid, [budget] + ([] if anchor is None else [0.0])))
     rng = np.random.default_rng(seed)
     arms = {lv: _arm(arm, grid, budget, ref, anchor) for lv, arm in groups.items()}
     one = any(len(a["runs"]) < inference.MIN_SEEDS for a in arms.values())

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis import common, compare, curves, inference, paired
+from analysis import common, compare, curves, frames, inference, paired
 from analysis.budgets import equal_time_budget, test_items, true_cost
 
 GRID = 256  # points of the common cost grid for the curves (plus every evaluation's cost)
@@ -32,7 +32,8 @@ _MAX_GRID = 2048  # above this many distinct costs the grid is the even one only
 
 
 def _grid(trials: list[curves.Trial], budget: float) -> np.ndarray:
-    lo, hi = min(t.x[0] for t in trials), max(t.final_x for t in trials)
+    # from cost 0: the curve rises from chance there (paired.curve), and its area counts
+    lo, hi = min([0.0] + [t.x[0] for t in trials]), max(t.final_x for t in trials)
     xs = np.unique(np.concatenate([t.x for t in trials]))
     extra = xs if len(xs) <= _MAX_GRID else np.array([])
     return np.unique(np.concatenate([np.linspace(lo, hi, GRID), extra, [budget]]))  # [G]
@@ -127,50 +128,9 @@ def _analyse(
     summary["cost"] = true_cost(df, trials, summary)
     return {
         "summary": summary,
-        "curves": _curves_frame(cmp["groups"], cmp["grid"]),
-        "trials": _trials_frame(trials, cmp["target"], budget),
+        "curves": frames.curves_frame(cmp["groups"], cmp["grid"]),
+        "trials": frames.trials_frame(trials, cmp["target"], budget),
     }
-
-
-def _curves_frame(out: dict, grid: np.ndarray) -> pd.DataFrame:
-    parts = []
-    for lv, g in out.items():
-        med, (lo, hi) = g["curve"], g["curve_ci"]
-        keep = ~np.isnan(med)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "group": common.label(lv),
-                    "x": grid[keep],
-                    "mean": med[keep],
-                    "lo": lo[keep],
-                    "hi": hi[keep],
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
-
-
-def _trials_frame(trials: list[curves.Trial], target: float, budget: float) -> pd.DataFrame:
-    tf = pd.DataFrame(
-        {
-            "experiment": [t.experiment for t in trials],
-            "trial_id": [t.trial_id for t in trials],
-            "group": [common.label(t.group) for t in trials],
-            "seed": [t.seed for t in trials],
-            "status": [t.status for t in trials],
-            "final_x": [t.final_x for t in trials],
-            "final_best": [t.final_best for t in trials],
-            "reach_cost": [curves.reach_cost(t, target) for t in trials],
-            "at_budget": [curves.step_values(t.x, t.best, np.array([budget]))[0] for t in trials],
-        }
-    )
-    # The frontier is over usable models: diverged/failed trials are left off it.
-    ok = ~tf["status"].isin(curves.FAILED).to_numpy()
-    pareto = np.zeros(len(tf), dtype=bool)
-    pareto[ok] = curves.pareto_mask(tf["final_x"].to_numpy()[ok], tf["final_best"].to_numpy()[ok])
-    tf["pareto"] = pareto
-    return tf
 
 
 _KEEP = (

@@ -25,6 +25,7 @@ one-sample (paired) t test (statsmodels.stats.power.TTestPower).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -93,8 +94,13 @@ def detectable(sd: float, n: int, power: float = POWER) -> float:
     with `power`, for per-seed differences of spread sd (NaN below 2 seeds)."""
     if n < MIN_SEEDS or not np.isfinite(sd):
         return math.nan
-    d = TTestPower().solve_power(nobs=n, alpha=1 - LEVEL, power=power)
-    return float(d * sd)
+    return _effect_size(int(n), power) * float(sd)
+
+
+@functools.lru_cache(maxsize=64)
+def _effect_size(n: int, power: float) -> float:
+    """Cohen's d a paired t test over n seeds detects with `power` (a root search)."""
+    return float(TTestPower().solve_power(nobs=n, alpha=1 - LEVEL, power=power))
 
 
 def seeds_needed(delta: float, sd: float, power: float = POWER) -> int:

@@ -6,10 +6,9 @@ reported is that checkpoint's *test* value, as measured, never a running maximum
 evaluations. Which rule runs by default is `selection_rule`'s (shared by frontier.py,
 report.py and ablation.py).
 
-Between evaluations a run's curve is interpolated linearly (from chance at cost 0 when the
-metric has one): holding the last value made a curve lag by half an evaluation interval,
-so an arm evaluated 4x as often looked 1.34x faster on the same truth. The chord of a
-concave curve sags by f'' h^2 / 8 instead, ~1 % of the area at the demo's 35 s grid.
+Between evaluations a run's curve is interpolated (monotone cubic, from chance at cost 0
+when the metric has one): holding the last value made a curve lag by half an evaluation
+interval, so an arm evaluated 4x as often looked 1.34x faster on the same truth.
 Intervals are over seeds (analysis/inference.py); the per-item correctness is resampled
 only where an arm has one seed, and then the interval says it holds evaluation noise only.
 """
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.interpolate import PchipInterpolator
 
 from analysis import curves
 from medflip.evaluation import items as packed_items
@@ -164,22 +164,30 @@ def n_items(run: Run) -> np.ndarray | None:
 def curve(
     run: Run, rep: np.ndarray, grid: np.ndarray, carry_to: float, anchor, failed: float
 ) -> np.ndarray:
-    """[B, G] reported value at each grid cost, linear between evaluations (and from
+    """[B, G] reported value at each grid cost, interpolated between evaluations (and from
     `anchor` at cost 0, when not None; NaN before the first evaluation otherwise), the
     final value held up to `carry_to`, NaN past it. A failed/diverged run holds no usable
-    model: `failed` (chance) everywhere."""
+    model: `failed` (chance) everywhere.
+
+    Interpolation is monotone cubic (PCHIP, Fritsch & Carlson 1980): a chord sags below a
+    concave learning curve, by more for the arm evaluated less often (measured: the area
+    interval of an arm evaluated 4x as often held "no difference" in 91.7 % with chords,
+    short of 95 %); PCHIP stays within each segment's end values, so a noisy point adds
+    no overshoot."""
     if len(run.x) == 0 or run.trial.status in curves.FAILED:
         return np.full((rep.shape[0], len(grid)), failed)
     xs, vals = run.x, rep
     if anchor is not None and xs[0] > 0:
         xs = np.append(0.0, xs)
         vals = np.hstack([np.full((len(rep), 1), anchor), rep])
-    idx = np.searchsorted(xs, grid, side="right") - 1  # [G] last evaluation at or before
-    lo, hi = np.clip(idx, 0, None), np.minimum(np.clip(idx, 0, None) + 1, len(xs) - 1)
-    dx = xs[hi] - xs[lo]
-    w = np.where(dx > 0, (grid - xs[lo]) / np.where(dx > 0, dx, 1.0), 0.0)
-    out = vals[:, lo] * (1 - w) + vals[:, hi] * w
-    out[:, (idx < 0) | (grid > carry_to)] = np.nan
+    keep = np.append(np.diff(xs) > 0, True)  # a repeated cost (a restart): its last value
+    xs, vals = xs[keep], vals[:, keep]
+    inside = np.clip(grid, xs[0], xs[-1])
+    if len(xs) == 1:
+        out = np.repeat(vals, len(grid), axis=1)
+    else:
+        out = PchipInterpolator(xs, vals, axis=1)(inside)
+    out[:, (grid < xs[0]) | (grid > carry_to)] = np.nan
     return out
 
 

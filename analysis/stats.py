@@ -1,4 +1,4 @@
-"""Small statistics without scipy: vectorised bootstrap pieces and Student-t intervals.
+"""Small statistics: vectorised bootstrap pieces and Student-t intervals (scipy.stats).
 
 Bootstrap resamples are index arrays [B, n] drawn once and applied to whole matrices, so a
 thousand resamples of a [trials, grid] curve matrix is one gather and one sort, not a loop.
@@ -10,6 +10,7 @@ import math
 import warnings
 
 import numpy as np
+from scipy import stats as st
 
 LEVEL = 0.95  # every interval here is a 95% one
 
@@ -58,34 +59,11 @@ def ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     return np.where(both, np.nan, out)
 
 
-def t_cdf_abs(t: float, df: int) -> float:
-    """P(|T| <= t) for Student's t with integer df (Abramowitz & Stegun 26.7.3-4, exact)."""
-    theta = math.atan(t / math.sqrt(df))
-    c2, s = math.cos(theta) ** 2, math.sin(theta)
-    if df % 2 == 1:
-        term, total = 1.0, 0.0
-        if df > 1:
-            total = 1.0
-            for k in range(3, df, 2):  # 1 + 2/3 c^2 + (2*4)/(3*5) c^4 + ...
-                term *= (k - 1) / k * c2
-                total += term
-        return 2 / math.pi * (theta + s * math.cos(theta) * total)
-    term, total = 1.0, 1.0
-    for k in range(2, df, 2):  # 1 + 1/2 c^2 + (1*3)/(2*4) c^4 + ...
-        term *= (k - 1) / k * c2
-        total += term
-    return s * total
-
-
 def t_quantile(df: int, level: float = LEVEL) -> float:
     """The two-sided `level` critical value of Student's t (t_{0.975, df} for 95%)."""
     if df < 1:
         raise ValueError(f"t_quantile: df must be >= 1, got {df}")
-    lo, hi = 0.0, 1e4
-    for _ in range(200):  # bisection: P(|T| <= t) is increasing in t
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_cdf_abs(mid, df) < level else (lo, mid)
-    return (lo + hi) / 2
+    return float(st.t.ppf(0.5 + level / 2, df))
 
 
 def t_interval(values: np.ndarray) -> tuple[float, float, float, int]:

@@ -58,9 +58,10 @@ def scores(rng, acc, offset, easy, n_items) -> np.ndarray:
     out = np.empty((reps, seeds, len(acc)))
     for e, (p, m) in enumerate(zip(acc, n_items, strict=True)):
         grown = (p - CHANCE) / (TOP - CHANCE)  # a seed's effect grows as the model learns
-        ability = logit(p) + grown * offset[:, :, None] + easy[:, None, :m]  # [reps, seeds, m]
-        prob = 1 / (1 + np.exp(-ability))
-        out[:, :, e] = (rng.random(prob.shape) < prob).mean(axis=-1)
+        ability = (logit(p) + grown * offset[:, :, None]).astype(np.float32)
+        ability = ability + easy[:, None, :m].astype(np.float32)  # [reps, seeds, m]
+        prob = 1 / (1 + np.exp(-ability))  # float32: half the time of float64
+        out[:, :, e] = (rng.random(prob.shape, dtype=np.float32) < prob).mean(axis=-1)
     return out
 
 

@@ -51,18 +51,6 @@ def test_t_quantile_matches_tables(df, want):
     assert stats.t_quantile(df) == pytest.approx(want, abs=1e-4)
 
 
-def test_t_cdf_matches_numerical_integration_of_the_density():
-    for df in (1, 2, 3, 7, 12):
-        t = np.linspace(-3.0, 3.0, 600_001)
-        pdf = (
-            math.gamma((df + 1) / 2)
-            / (math.sqrt(df * math.pi) * math.gamma(df / 2))
-            * (1 + t**2 / df) ** (-(df + 1) / 2)
-        )
-        area = float(np.sum((pdf[1:] + pdf[:-1]) / 2 * np.diff(t)))
-        assert stats.t_cdf_abs(3.0, df) == pytest.approx(area, abs=1e-8)
-
-
 def test_t_interval_by_hand():
     mean, lo, hi, n = stats.t_interval(np.array([0.5, 0.6, 0.7, np.nan]))
     half = 4.302653 * 0.1 / math.sqrt(3)
@@ -89,7 +77,24 @@ def test_table_means_paired_differences_and_wins():
     zs = long[long["metric"] == "zeroshot_acc"].set_index("level")
     assert zs.loc["none", "mean"] == pytest.approx(0.5)  # last *reported* values: .4 .5 .6
     assert set(long["metric"]) == {"zeroshot_acc", "probe_acc"}  # only metrics present
-    assert notes == []
+    assert notes == [
+        "checkpoint: each trial's last evaluation (auto: the table has no val_zeroshot_acc)"
+    ]
+
+
+def test_trials_stopped_before_the_budget_are_left_out_and_counted():
+    df = _ablation_table()
+    df.loc[df["trial_id"] == "mask.variant=image-s2", "status"] = "stopped"  # ASHA
+    long, notes = ablation.table(df, "mask.variant")
+    probe = long[long["metric"] == "probe_acc"].set_index("level")
+    assert probe.loc["image", "n"] == 2  # compared at one budget: the stopped seed is out
+    assert any(n.startswith("1 trial(s) that ended before the common budget") for n in notes)
+    # a time budget that some trial reached: the trials short of it are out as well
+    df = _ablation_table()
+    df["optim.time_budget_s"] = 30.0
+    df.loc[(df["trial_id"] == "mask.variant=text-s1") & (df["step"] == 30), "train_time_s"] = 25.0
+    long, notes = ablation.table(df, "mask.variant")
+    assert long[(long["metric"] == "probe_acc") & (long["level"] == "text")]["n"].item() == 1
 
 
 def test_failed_trials_are_left_out_and_noted():

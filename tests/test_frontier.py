@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tables
+from scipy.interpolate import PchipInterpolator
 
 from analysis import common, curves, frontier, frontier_report, stats
 from medflip.results import table as results
@@ -47,18 +48,30 @@ def test_hypervolume_of_a_known_staircase():
     stairs = np.array([[0.5, 0.7, 0.9], [0.2, 0.2, 0.2]])  # vectorised; a flat chance line adds 0
     np.testing.assert_allclose(curves.staircase_area([1, 2, 4], stairs, (5, 0.2)), [2.0, 0.0])
     # A trial ending at 5 (the reference cost). Without a validation metric its curve is
-    # each latest evaluation as measured (no running maximum), linear between evaluations
-    # and from chance at 0: trapezoids over chance .15 + .4 + .45 + .55 + .7 = 2.25.
+    # each latest evaluation as measured (no running maximum), monotone-cubic between
+    # evaluations and from chance at 0; its area over chance is that curve's integral.
     one = tables.table(tables.trial([1, 2, 3, 4, 5], [0.5, 0.7, 0.6, 0.9, 0.9]))
     latest = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
     assert latest["selected_on"] == "latest"
-    assert latest["groups"]["all"]["hypervolume"] == pytest.approx(2.25)
-    # Selected on a validation metric equal to it, the held checkpoint's values are
-    # .5 .7 .7 .9 .9: .15 + .4 + .5 + .6 + .7 = 2.35.
+    assert latest["groups"]["all"]["hypervolume"] == pytest.approx(
+        _pchip_area([0.5, 0.7, 0.6, 0.9, 0.9]), rel=1e-3
+    )
+    # Selected on a validation metric equal to it, the held checkpoint's values.
     one["val_zeroshot_acc"] = one["zeroshot_acc"]
     out = frontier.analyse(one, ref_y=0.2, n_boot=10)["summary"]
     assert out["reference_point"] == [5.0, 0.2]
-    assert out["groups"]["all"]["hypervolume"] == pytest.approx(2.35)
+    assert out["groups"]["all"]["hypervolume"] == pytest.approx(
+        _pchip_area([0.5, 0.7, 0.7, 0.9, 0.9]), rel=1e-3
+    )
+
+
+def _pchip(xs, ys, at):
+    return float(PchipInterpolator([0.0, *xs], [0.2, *ys])(min(at, xs[-1])))
+
+
+def _pchip_area(ys):
+    """Area over chance 0.2 of the PCHIP through (0, 0.2) and (k, ys[k-1]) up to 5."""
+    return float(PchipInterpolator(np.arange(6.0), [0.2, *ys]).integrate(0, 5)) - 0.2 * 5
 
 
 def test_a_group_twice_as_fast_has_speedup_two():
@@ -119,14 +132,16 @@ def test_accuracy_at_the_baselines_budget():
     )
     s = frontier.analyse(df, by="mask.image_ratio", n_boot=200)["summary"]
     assert s["budget"] == 31.0  # median of 30, 31, 32
-    # linear between the evaluations at 25 (0.7) and 40 (0.9): 0.7 + 0.2 * 6 / 15
-    assert s["groups"]["0.5"]["acc_at_budget"] == pytest.approx(0.78)
-    # 0.6 (stopped at 30: a run that stopped keeps its final value), 0.6, and 11/12 of the
-    # way from 0.5 (at 20) to 0.6 (at 32)
-    want = (0.6 + 0.6 + 0.5 + 0.1 * 11 / 12) / 3
-    assert s["groups"]["0"]["acc_at_budget"] == pytest.approx(want)
+    # between the evaluations at 25 (0.7) and 40 (0.9), on each seed's PCHIP curve
+    arm = [_pchip([5, 25, 40], [0.2 + s / 10, 0.7, 0.9], 31) for s in range(3)]
+    assert s["groups"]["0.5"]["acc_at_budget"] == pytest.approx(np.mean(arm))
+    # 0.6 (stopped at 30: a run that stopped keeps its final value), 0.6 (at 31), and
+    # between 0.5 (at 20) and 0.6 (at 32)
+    base = [_pchip([10, 20, 30 + s], [0.4, 0.5, 0.6], 31) for s in range(3)]
+    assert base[0] == base[1] == pytest.approx(0.6) and 0.5 < base[2] < 0.6
+    assert s["groups"]["0"]["acc_at_budget"] == pytest.approx(np.mean(base))
     lo, hi = s["groups"]["0.5"]["acc_at_budget_ci"]
-    assert lo == pytest.approx(0.78) and hi == pytest.approx(0.78)  # every seed: 0.78
+    assert lo < np.mean(arm) < hi
 
 
 def test_one_seed_has_curves_without_bands():
