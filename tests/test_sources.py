@@ -27,6 +27,7 @@ from medflip.data.sources import (
     fill_splits,
     load_records,
     read_image,
+    soft_target_labels,
     training_text,
 )
 
@@ -215,7 +216,10 @@ def test_manifest_csv_and_parquet(tmp_path, fmt):
     a, b, c = loaded.records
     assert a.report == "Mild edema." and a.labels[IDX["Edema"]] == 1
     assert b.report is None and b.labels[IDX["No Finding"]] == 1  # kept: it has labels
-    assert c.image_path == str(tmp_path / "elsewhere" / "c.jpg") and np.isnan(c.labels).all()
+    assert c.image_path == str(tmp_path / "elsewhere" / "c.jpg")
+    # its label cells are all blank: its report's labels, per row (README "Your own data")
+    from_report, _ = soft_target_labels(None, "clear lungs", "findings_impression")
+    np.testing.assert_array_equal(c.labels, from_report)
     assert loaded.skipped.counts == {"missing image": 1, "empty report": 1}
 
 

@@ -27,7 +27,7 @@ import torch
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from medflip.config import KEYS, Config, apply_overrides, unflatten
-from medflip.sweep import raycompat
+from medflip.sweep import raycompat, trial_logs
 
 ReportHook = Callable[[dict, dict], None]
 
@@ -142,6 +142,9 @@ def train_fn_per_worker(config: dict) -> None:
         torch.set_num_threads(max(1, int(res["cpus_per_worker"])))
     checkpoint = ray.train.get_checkpoint()
     rank, tokenizer = ctx.get_world_rank(), config.get("tokenizer", {})
+    # this worker's stdout/stderr also in <experiment>/<trial>/worker-<rank>.log
+    experiment_dir = os.path.dirname(config["train_storage"])
+    trial_logs.tee_output(trial_logs.log_path(experiment_dir, config.get("trial_id", ""), rank))
     fault = fault_hook(config.get("fault", ""), rank, resumed=checkpoint is not None)
     hooks = engine.Hooks(
         prepare_model=ray.train.torch.prepare_model,
@@ -162,12 +165,16 @@ def train_fn_per_worker(config: dict) -> None:
         load_hooks(list(config.get("report_hooks", ()))),
         context,
     )
-    if checkpoint is None:
-        engine.fit(cfg, report=report, hooks=hooks)
-        return
-    # A restart (worker failure or a resumed sweep): continue from the last checkpoint.
-    with checkpoint.as_directory() as directory:
-        engine.fit(cfg, report=report, resume_from=directory, hooks=hooks)
+    try:
+        if checkpoint is None:
+            engine.fit(cfg, report=report, hooks=hooks)
+            return
+        # A restart (worker failure or a resumed sweep): continue from the last checkpoint.
+        with checkpoint.as_directory() as directory:
+            engine.fit(cfg, report=report, resume_from=directory, hooks=hooks)
+    except BaseException:
+        trial_logs.print_failure(rank)  # the traceback beside the trial's output
+        raise
 
 
 def train_driver_fn(config: dict) -> None:

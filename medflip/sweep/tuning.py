@@ -157,8 +157,11 @@ def build_tuner(
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # else Tune ignores the CLIReporter
     bounded_trial_files()
     study = study_path(plan.experiment_dir)
-    if plan.space.kind != "grid":
-        print(f"optuna study {study} (live view: optuna-dashboard {study})", flush=True)
+    print(f"optuna study {study} (live view: optuna-dashboard {study})", flush=True)
+    if plan.space.kind == "grid":  # no searcher writes the study: record the grid's trials
+        from medflip.sweep.grid_journal import GridStudyRecorder
+
+        callbacks = [GridStudyRecorder(plan), *callbacks]
     return tune.Tuner(
         trainable(),
         param_space=param_space(plan, res, entries),
@@ -260,7 +263,11 @@ def summarize(plan: Plan, grid) -> int:
     counts = final["status"].value_counts().to_dict()
     print(f"{len(final)} trials {counts}; results: {path}")
     print(f"frontier: python analysis/frontier.py {plan.experiment_dir}")
+    print(f"each trial's output: {plan.experiment_dir}/<trial_id>/worker-<rank>.log")
     errors = [r for r in grid if r.error is not None]
     for r in errors[:5]:
-        print(f"trial {r.path}: {type(r.error).__name__}: {str(r.error)[:300]}")
+        first = (str(r.error).strip().splitlines() or [""])[0][:300]
+        print(f"trial {os.path.basename(r.path)} failed: {type(r.error).__name__}: {first}")
+        print(f"  traceback: {os.path.join(r.path, 'error.txt')}")
+        print(f"  output:    {os.path.join(r.path, 'worker-0.log')}")
     return 0 if counts.get("completed", 0) + counts.get("diverged", 0) > 0 else 1
