@@ -27,10 +27,13 @@ from medflip.results import table as results
 pytestmark = pytest.mark.slow
 
 NAME = "cluster-smoke"
-# Long enough for several scrapes per trial: ~12 reports of the tiny model each.
-# Long enough that Prometheus scrapes each trial more than once while it runs, even on a
-# quiet machine where tiny steps are fast (120 steps once gave one scrape of one trial).
-SMOKE_ARGS = ["--smoke-test", "--set", "optim.max_steps=300"]
+# Long enough that Prometheus (a scrape every 5 s) scrapes each trial more than once while
+# it runs, even on a quiet machine where tiny steps are fast (120 steps once gave one scrape
+# of one trial); 10 reports a trial (tiny's own cadence is 2), so the step gauge it scrapes
+# changes between scrapes. One CPU a trial: the two trials run at once, as `make demo`'s do
+# (this module: 105 s instead of 128 s one trial after the other, 2-core EPYC, load ~2.5).
+SMOKE_ARGS = ["--smoke-test", "--cpus-per-worker", "1"]
+SMOKE_ARGS += ["--set", "optim.max_steps=300", "--set", "eval.every_share=0.1"]
 GAUGES = ("step", "loss", "throughput", "zeroshot_acc", "device_hours")
 SD_FILE = "/tmp/ray/prom_metrics_service_discovery.json"
 
