@@ -64,6 +64,7 @@ def test_train_resume_continues_when_only_a_budget_changes(tmp_path, capsys):
     """10 steps, then resume to 20: one trial, every row labelled as it was trained."""
     out = tmp_path / "run"
     base = ["--variant", "tiny", "--out", str(out), "--set", "mask.image_ratio=0.25"]
+    base += ["--set", "eval.every_share=1.0"]  # one evaluation, at the end of each budget
     assert train.main([*base, "--set", "optim.max_steps=10"]) == 0
     assert train.main([*base, "--set", "optim.max_steps=20", "--resume"]) == 0
     stdout = capsys.readouterr().out.strip().splitlines()
@@ -94,7 +95,7 @@ def test_sweep_resume_with_other_settings_is_refused_naming_each_key(tmp_path, c
     assert _sweep(tmp_path, "--resume", "--set", "optim.lr=0.01", "--seeds", "2") == 2
     err = capsys.readouterr().err
     assert "optim.lr: saved 0.001, requested 0.01" in err
-    assert "--seeds: saved [0], requested [0, 1]" in err
+    assert "--seeds: saved [0, 1, 2, 3, 4], requested [0, 1]" in err  # the default is 5 seeds
     assert len(err.strip().splitlines()) == 1
 
 
