@@ -97,8 +97,8 @@ def make_plan(kind: str, n: int, storage: str):
         space = get("mask_ratio")  # 5 points x n/5 seeds
         argv = ["--seeds", str(max(1, n // 5))]
     else:
-        space = get("temperature")  # n TPE suggestions x 1 seed
-        argv = ["--num-samples", str(n)]
+        space = get("temperature")  # n TPE suggestions x 1 seed (the CLI's default is 5)
+        argv = ["--num-samples", str(n), "--seeds", "1"]
     argv += ["--storage", storage, "--name", f"scale-{kind}-{n}", "--variant", "tiny"]
     return launch.make_plan(space, launch.build_parser(space).parse_args(argv))
 
