@@ -26,7 +26,7 @@ WINDOW = 20  # suggestions per median
 
 
 def searcher_costs(sizes: list[int]) -> dict:
-    from medflip.sweep import launch, tuning  # Ray and Optuna: after argparse
+    from medflip.sweep import journal, launch, tuning  # Ray and Optuna: after argparse
     from medflip.sweep.spaces import get
 
     space = get("temperature")
@@ -52,7 +52,7 @@ def searcher_costs(sizes: list[int]) -> dict:
                     "suggest_tell_s": round(statistics.median(times[-WINDOW:]), 5),
                     "save_s": round(save_s, 4),
                     "state_bytes": os.path.getsize(path),
-                    "journal_bytes": os.path.getsize(tuning.study_path(plan.experiment_dir)),
+                    "journal_bytes": os.path.getsize(journal.study_path(plan.experiment_dir)),
                 }
                 print(f"searcher at {i} suggestions: {out[str(i)]}", flush=True)
     return out

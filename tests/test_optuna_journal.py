@@ -9,7 +9,7 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from medflip.sweep import launch, tuning
+from medflip.sweep import journal, launch, tuning
 from medflip.sweep.spaces import get
 
 
@@ -39,8 +39,8 @@ def test_study_is_a_journal_in_the_experiment_and_a_restored_searcher_keeps_it(t
     p = plan(tmp_path, "--seeds", "2", "--num-samples", "4")
     metric = p.space.metrics[0]
     searcher = tuning.search_alg(p)
-    path = tuning.study_path(p.experiment_dir)
-    assert path == str(tmp_path / "tau" / tuning.STUDY_FILE)
+    path = journal.study_path(p.experiment_dir)
+    assert path == str(tmp_path / "tau" / journal.STUDY_FILE)
     expected = run_configs(searcher, 0, 2, metric)
     live = read_study(path, "tau")  # what the dashboard sees while the sweep runs
     got = {t.params["loss.temperature"]: t.value for t in live.trials}
@@ -82,7 +82,7 @@ def test_grid_trials_are_recorded_in_the_study(tmp_path):
     b = Trial("f", config={"mask.image_ratio": 0.9, "seed": 0}, trial_id="b", stub=True)
     rec.on_trial_start(0, [], a)
     rec.on_trial_start(0, [], b)
-    path = tuning.study_path(p.experiment_dir)
+    path = journal.study_path(p.experiment_dir)
     live = read_study(path, "g").trials  # what the dashboard shows mid-sweep
     assert [t.state for t in live] == [optuna.trial.TrialState.RUNNING] * 2
     assert [t.params for t in live] == [

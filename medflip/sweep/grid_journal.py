@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import optuna
 from ray.tune import Callback
 
+from medflip.sweep.journal import journal_storage
 from medflip.sweep.plan import Plan
 
 
@@ -37,8 +38,6 @@ class GridStudyRecorder(Callback):
     @property
     def study(self) -> optuna.Study:
         if self._study is None:
-            from medflip.sweep.tuning import journal_storage
-
             optuna.logging.set_verbosity(optuna.logging.WARNING)
             self._study = optuna.create_study(
                 study_name=self.study_name,

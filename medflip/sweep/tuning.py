@@ -20,13 +20,13 @@ from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from medflip.results import table as results
 from medflip.sweep import cluster, raycompat
+from medflip.sweep.journal import journal_storage, study_path
 from medflip.sweep.plan import Plan, PlanError
 from medflip.sweep.recorder import ResultsRecorder
 from medflip.sweep.replicate import Replicated
 from medflip.sweep.trial import train_driver_fn
 
 log = logging.getLogger("medflip.sweep")
-STUDY_FILE = "optuna_study.journal"
 
 
 def trial_name(trial) -> str:
@@ -88,23 +88,6 @@ def search_alg(plan: Plan) -> Searcher | None:
         storage=journal_storage(plan.experiment_dir),
     )
     return Replicated(inner, list(plan.seeds))
-
-
-def study_path(experiment_dir: str) -> str:
-    """The Optuna study of a searched sweep: `optuna-dashboard <this file>` shows it live."""
-    return os.path.join(experiment_dir, STUDY_FILE)
-
-
-def journal_storage(experiment_dir: str):
-    """Optuna's JournalStorage in the experiment dir (append-only, file-locked): the
-    dashboard reads the live study from it, and the searcher state Tune pickles holds only
-    the storage's path, not every trial (JournalStorage replays the file when unpickled,
-    so a resumed sweep keeps writing the same study)."""
-    from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
-
-    os.makedirs(experiment_dir, exist_ok=True)
-    return JournalStorage(JournalFileBackend(study_path(experiment_dir)))
 
 
 def make_scheduler(plan: Plan):

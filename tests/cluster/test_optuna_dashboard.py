@@ -20,7 +20,7 @@ from cdp_browser import visit
 from fixtures_ray import ARTIFACTS, ROOT, free_ports, wait_for
 
 from medflip.results import table as results
-from medflip.sweep import tuning
+from medflip.sweep import journal
 
 pytestmark = pytest.mark.slow
 TRIALS = 6
@@ -40,7 +40,7 @@ def sweep(tmp_path_factory):
 def dashboard(sweep):
     exe = shutil.which("optuna-dashboard") or str(ROOT / ".venv" / "bin" / "optuna-dashboard")
     (port,) = free_ports(1)
-    study = tuning.study_path(str(sweep))
+    study = journal.study_path(str(sweep))
     proc = subprocess.Popen(
         [exe, study, "--port", str(port), "--host", "127.0.0.1", "--quiet"],
         stdout=subprocess.DEVNULL,
